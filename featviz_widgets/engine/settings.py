@@ -1,0 +1,97 @@
+"""The settings of one rendering, validated in one place.
+
+``RenderSettings`` is a frozen dataclass: changing a setting makes a new one with
+``replace(**changes)``, which validates the result, so an invalid value never reaches the loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InvalidSettingError
+from .param import check_size
+from .transforms import TransformConfig
+
+MAX_WEIGHT = 1e4  # regularization weights beyond this only produce a grey image
+MAX_LR = 10.0
+
+
+def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidSettingError(f"{name} must be a number, got {value!r}.")
+    v = float(value)
+    bad = not math.isfinite(v) or v > high or (v <= low if low_open else v < low)
+    if bad:
+        lo = f"> {low:g}" if low_open else f">= {low:g}"
+        raise InvalidSettingError(f"{name} must be a finite number {lo} and <= {high:g}, got {value!r}.")
+    return v
+
+
+def check_int(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        # numpy integers are fine; floats such as 3.0 or strings are not
+        if not (hasattr(value, "__index__") and not isinstance(value, float)):
+            raise InvalidSettingError(f"{name} must be an integer from {low} to {high}, got {value!r}.")
+        value = int(value.__index__())
+    if not low <= value <= high:
+        raise InvalidSettingError(f"{name} must be an integer from {low} to {high}, got {value!r}.")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Everything that decides the image, apart from the model and the objective."""
+
+    size: int = 224  # canvas side in pixels (16..4096)
+    batch: int = 1  # images optimized together
+    lr: float = 0.05  # Adam learning rate
+    l1: float = 0.0  # weight of the L1 penalty (pixels toward grey)
+    tv: float = 0.0  # weight of the total-variation penalty
+    blur: float = 0.0  # weight of the blur penalty
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    fourier: bool = True  # 1/f-scaled Fourier basis (else pixels)
+    decorrelate: bool = True  # ImageNet colour decorrelation
+    decay: float = 1.0  # Fourier scaling exponent: 1/f^decay
+    seed: int = 0
+    input_size: int | None = None  # side fed to the model (None: the canvas size)
+
+    def __post_init__(self) -> None:
+        check_size(self.size)
+        check_int("batch", self.batch, 1, 4096)
+        _number("learning rate", self.lr, 0.0, MAX_LR, low_open=True)
+        for name in ("l1", "tv", "blur"):
+            _number(f"{name} weight", getattr(self, name), 0.0, MAX_WEIGHT)
+        _number("Fourier decay", self.decay, 0.0, 4.0)
+        check_int("seed", self.seed, 0, 2**63 - 1)
+        if self.input_size is not None:
+            check_size(self.input_size)
+        if not isinstance(self.transform, TransformConfig):
+            raise InvalidSettingError(f"transform must be a TransformConfig, got {type(self.transform).__name__}.")
+
+    def replace(self, **changes: Any) -> RenderSettings:
+        """A new, validated RenderSettings; ``transform_strength=`` is a shortcut."""
+        if "transform_strength" in changes:
+            strength = changes.pop("transform_strength")
+            changes["transform"] = dataclasses.replace(changes.get("transform", self.transform), strength=strength)
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise InvalidSettingError(
+                f"Unknown setting(s) {sorted(unknown)}; valid: {[f.name for f in dataclasses.fields(self)]} and transform_strength."
+            )
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RenderSettings:
+        data = dict(data)
+        if isinstance(data.get("transform"), dict):
+            data["transform"] = TransformConfig(**data["transform"])
+        return cls().replace(**data)
+
+    # Which changes the running optimization can absorb without rebuilding the image.
+    LIVE_FIELDS = frozenset({"lr", "l1", "tv", "blur", "transform", "input_size"})

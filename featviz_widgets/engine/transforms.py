@@ -1,0 +1,86 @@
+"""Transformation robustness: random pad, jitter, scale and rotation in one differentiable step.
+
+Lucid applies pad -> jitter -> scale -> rotate -> jitter as five resampling passes. Here the
+whole chain is one affine map per image, sampled once with ``grid_sample``: cheaper, with a
+single interpolation, and batched (every image in the batch gets its own random draw). Jitter
+moves both ways (Lucent's only shifts right/down); scale keeps the aspect ratio (torch-dreams'
+does not); the border shows constant 0.5 grey, as Lucid's pad does. The same map also resizes
+the canvas to the model's input size when they differ.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InvalidSettingError
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """Ranges at strength 1 (Lucid's ``standard_transforms``); ``strength`` scales them all."""
+
+    pad: int = 12  # px of 0.5 grey border
+    jitter: int = 8  # max shift in px, either direction
+    scale: float = 0.1  # zoom drawn from [1 - scale, 1 + scale]
+    rotate: float = 10.0  # degrees, drawn from [-rotate, rotate]
+    strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("pad", "jitter", "scale", "rotate", "strength"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise InvalidSettingError(f"Transform {name} must be a finite number >= 0, got {value!r}.")
+        if self.scale * self.strength >= 0.9:
+            raise InvalidSettingError(
+                f"Transform scale x strength must stay below 0.9 (got {self.scale * self.strength:.3g}): "
+                "the zoom range is 1 +/- scale*strength."
+            )
+
+    @property
+    def is_identity(self) -> bool:
+        return self.strength == 0 or (self.pad == self.jitter == 0 and self.scale == self.rotate == 0)
+
+
+def random_affine(
+    x: torch.Tensor,
+    config: TransformConfig,
+    generator: torch.Generator | None = None,
+    out_size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Apply one random pad/jitter/scale/rotate map per image of ``x`` (N, C, H, W).
+
+    Returns (N, C, *out_size); differentiable in ``x``."""
+    n, _, h, w = x.shape
+    oh, ow = out_size or (h, w)
+    if config.is_identity:
+        if (oh, ow) == (h, w):
+            return x
+        return F.interpolate(x, (oh, ow), mode="bilinear", align_corners=False)
+    k = config.strength
+    rand = torch.rand((n, 4), generator=generator, device=generator.device if generator else x.device)
+    rand = rand.to(x.device, x.dtype) * 2 - 1  # uniform in [-1, 1]
+    zoom = 1 + rand[:, 0] * config.scale * k
+    angle = rand[:, 1] * math.radians(config.rotate * k)
+    shift_x = rand[:, 2] * config.jitter * k
+    shift_y = rand[:, 3] * config.jitter * k
+    pad = config.pad * k
+    # Map output pixel offsets (from the centre) to input pixel offsets, then normalize.
+    # The padded canvas is (h + 2 pad) tall: showing all of it shrinks the image by h/(h + 2 pad).
+    spread_x = (w + 2 * pad) / w / zoom
+    spread_y = (h + 2 * pad) / h / zoom
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # Pixel-space rotation expressed in normalized coordinates (aspect ratio w/h kept).
+    theta = torch.stack(
+        [
+            torch.stack([cos * spread_x, -sin * spread_y * h / w, 2 * shift_x / w], dim=1),
+            torch.stack([sin * spread_x * w / h, cos * spread_y, 2 * shift_y / h], dim=1),
+        ],
+        dim=1,
+    )
+    grid = F.affine_grid(theta, [n, x.shape[1], oh, ow], align_corners=False)
+    # Sampling (x - 0.5) with zero padding and adding 0.5 back gives a grey border.
+    return F.grid_sample(x - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
