@@ -3,6 +3,7 @@
 from .layers import LayerInfo, capture, layer_info, list_layers, main_layers
 from .models import FeatvizModel, load_model
 from .objectives import (
+    L1,
     BatchChannels,
     BlurPenalty,
     Channel,
@@ -11,7 +12,6 @@ from .objectives import (
     DeepDream,
     Direction,
     Diversity,
-    L1,
     Neuron,
     Objective,
     Sum,
@@ -24,8 +24,33 @@ from .settings import RenderSettings
 from .transforms import TransformConfig, random_affine
 
 __all__ = [
-    "BatchChannels", "BlurPenalty", "Channel", "ClassLogit", "Context", "DeepDream", "Direction",
-    "Diversity", "FeatvizModel", "ImageParam", "L1", "LayerInfo", "Neuron", "Objective", "RenderResult",
-    "RenderSettings", "Renderer", "StepInfo", "Sum", "TotalVariation", "TransformConfig", "capture",
-    "layer_info", "list_layers", "load_model", "main_layers", "parse_objective", "random_affine", "render",
+    "L1",
+    "BatchChannels",
+    "BlurPenalty",
+    "Channel",
+    "ClassLogit",
+    "Context",
+    "DeepDream",
+    "Direction",
+    "Diversity",
+    "FeatvizModel",
+    "ImageParam",
+    "LayerInfo",
+    "Neuron",
+    "Objective",
+    "RenderResult",
+    "RenderSettings",
+    "Renderer",
+    "StepInfo",
+    "Sum",
+    "TotalVariation",
+    "TransformConfig",
+    "capture",
+    "layer_info",
+    "list_layers",
+    "load_model",
+    "main_layers",
+    "parse_objective",
+    "random_affine",
+    "render",
 ]

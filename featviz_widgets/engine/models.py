@@ -150,9 +150,7 @@ def _load_state(net: nn.Module, state: dict[str, torch.Tensor], path: Path) -> N
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:3]
-        raise WeightsError(
-            f"Weights file {str(path)!r} does not match the architecture: {' '.join(first)}"
-        ) from exc
+        raise WeightsError(f"Weights file {str(path)!r} does not match the architecture: {' '.join(first)}") from exc
 
 
 def efficientnet_lite_weights_path(variant: str = EMBEDDED_MODEL) -> Path:
@@ -285,8 +283,11 @@ def wrap_module(
         steps.append(Normalize(mean, std))
     preprocess = nn.Sequential(*steps) if steps else None
     return FeatvizModel(
-        net, name=name or type(net).__name__, input_size=input_size,
-        preprocess=preprocess, class_names=class_names,
+        net,
+        name=name or type(net).__name__,
+        input_size=input_size,
+        preprocess=preprocess,
+        class_names=class_names,
     )
 
 
@@ -316,19 +317,14 @@ def load_model(
         fm = wrap_module(model, **module_options)  # type: ignore[arg-type]
     elif isinstance(model, str):
         if module_options:
-            raise ModelInputError(
-                f"Options {sorted(module_options)} apply to nn.Module models only, not to {model!r}."
-            )
+            raise ModelInputError(f"Options {sorted(module_options)} apply to nn.Module models only, not to {model!r}.")
         key = model.lower().replace("-", "_")
         fm = load_efficientnet_lite(key, weights) if key in VARIANTS else load_torchvision(model, weights)
     else:
-        raise ModelInputError(
-            f"model must be None, a model name or an nn.Module, not {type(model).__name__}."
-        )
+        raise ModelInputError(f"model must be None, a model name or an nn.Module, not {type(model).__name__}.")
     return fm.to(pick_device(device))
 
 
 def ensure_model(model: str | nn.Module | None) -> FeatvizModel:
     """A FeatvizModel as is; anything else through load_model."""
     return model if isinstance(model, FeatvizModel) else load_model(model)
-

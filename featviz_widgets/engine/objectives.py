@@ -150,7 +150,10 @@ class Sum(Objective):
 
 def _check_index(value: int, size: int, what: str, layer: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
-        raise ChannelRangeError(f"{what} {value!r} is out of range for layer {layer!r}: valid {what}s are 0 to {size - 1}.")
+        plural = what + ("es" if what.endswith("s") else "s")
+        raise ChannelRangeError(
+            f"{what} {value!r} is out of range for layer {layer!r}: valid {plural} are 0 to {size - 1}."
+        )
 
 
 def _check_batch(batch_index: int | None, batch: int) -> None:
@@ -279,7 +282,11 @@ class Direction(Objective):
     p > 0 the dot product is multiplied by cos(angle)^p, favouring the direction over the norm."""
 
     def __init__(
-        self, layer: str, vector: Sequence[float] | torch.Tensor, *, cossim_power: float = 0.0,
+        self,
+        layer: str,
+        vector: Sequence[float] | torch.Tensor,
+        *,
+        cossim_power: float = 0.0,
         batch: int | None = None,
     ) -> None:
         v = torch.as_tensor(vector, dtype=torch.float32).flatten()
@@ -323,8 +330,11 @@ class Direction(Objective):
 
     def __eq__(self, other: object) -> bool:
         return (
-            isinstance(other, Direction) and self.layer == other.layer and self.batch == other.batch
-            and self.cossim_power == other.cossim_power and torch.equal(self.vector, other.vector)
+            isinstance(other, Direction)
+            and self.layer == other.layer
+            and self.batch == other.batch
+            and self.cossim_power == other.cossim_power
+            and torch.equal(self.vector, other.vector)
         )
 
     def __hash__(self) -> int:
@@ -463,7 +473,7 @@ def parse_objective(text: str, logits_layer: str = LOGITS) -> Objective:
         m = _TOKEN.match(stripped, pos)
         if m is None or m.end() == pos:
             raise ObjectiveSyntaxError(
-                f"Cannot parse objective {text!r} at character {pos + 1} ({stripped[pos:pos + 10]!r}). Valid forms: {GRAMMAR}."
+                f"Cannot parse objective {text!r} at character {pos + 1} ({stripped[pos : pos + 10]!r}). Valid forms: {GRAMMAR}."
             )
         pos = m.end()
         if m.group("op"):
@@ -472,14 +482,18 @@ def parse_objective(text: str, logits_layer: str = LOGITS) -> Objective:
             elif weight is None and m.group("op") == "-":
                 sign = -sign
             else:
-                raise ObjectiveSyntaxError(f"Unexpected {m.group('op')!r} in objective {text!r}. Valid forms: {GRAMMAR}.")
+                raise ObjectiveSyntaxError(
+                    f"Unexpected {m.group('op')!r} in objective {text!r}. Valid forms: {GRAMMAR}."
+                )
         elif m.group("num"):
             if not expect_term or weight is not None:
                 raise ObjectiveSyntaxError(f"Unexpected weight in objective {text!r}. Valid forms: {GRAMMAR}.")
             weight = float(m.group("num"))
         else:
             if not expect_term:
-                raise ObjectiveSyntaxError(f"Missing + or - between terms in objective {text!r}. Valid forms: {GRAMMAR}.")
+                raise ObjectiveSyntaxError(
+                    f"Missing + or - between terms in objective {text!r}. Valid forms: {GRAMMAR}."
+                )
             terms.append((sign * (1.0 if weight is None else weight), _atom(m.group("atom"), logits_layer)))
             sign, weight, expect_term = 1.0, None, False
     if expect_term:
@@ -495,4 +509,3 @@ def as_objective(obj: Objective | str, logits_layer: str = LOGITS) -> Objective:
     if isinstance(obj, str):
         return parse_objective(obj, logits_layer)
     raise ObjectiveSyntaxError(f"An objective must be an Objective or a string ({GRAMMAR}), not {type(obj).__name__}.")
-

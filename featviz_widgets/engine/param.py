@@ -15,9 +15,7 @@ from torch import nn
 from ..errors import InvalidSettingError
 
 # Lucid's colour correlation square root for ImageNet, normalized by its largest column norm.
-_COLOR_SVD_SQRT = torch.tensor(
-    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float32
-)
+_COLOR_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float32)
 COLOR_MATRIX = _COLOR_SVD_SQRT / _COLOR_SVD_SQRT.norm(dim=0).max()
 
 
@@ -99,8 +97,7 @@ class ImageParam(nn.Module):
         self.batch, self.height, self.width = batch, height, width
         self.fourier, self.decorrelate, self.decay = fourier, decorrelate, decay
         self.basis: nn.Module = (
-            FourierBasis(batch, height, width, sd, decay, gen) if fourier
-            else PixelBasis(batch, height, width, sd, gen)
+            FourierBasis(batch, height, width, sd, decay, gen) if fourier else PixelBasis(batch, height, width, sd, gen)
         )
         self.register_buffer("color", COLOR_MATRIX.clone())
         if init is not None:
@@ -118,7 +115,9 @@ class ImageParam(nn.Module):
         img = image if image.dim() == 4 else image[None]
         img = img.to(self.color.device, torch.float32)
         if img.shape[-2:] != (self.height, self.width):
-            img = nn.functional.interpolate(img, (self.height, self.width), mode="bilinear", align_corners=False, antialias=True)
+            img = nn.functional.interpolate(
+                img, (self.height, self.width), mode="bilinear", align_corners=False, antialias=True
+            )
         pre = torch.logit(img.clamp(0.02, 0.98))
         if self.decorrelate:
             pre = torch.einsum("bchw,dc->bdhw", pre, torch.linalg.inv(self.color))

@@ -21,7 +21,7 @@ from PIL import Image
 from ..errors import InvalidSettingError
 from .layers import capture, list_layers
 from .models import FeatvizModel, ensure_model
-from .objectives import BlurPenalty, Context, L1, Objective, TotalVariation, as_objective
+from .objectives import L1, BlurPenalty, Context, Objective, TotalVariation, as_objective
 from .param import ImageParam
 from .settings import RenderSettings, check_int
 from .transforms import random_affine
@@ -101,7 +101,12 @@ class Renderer:
     def _build(self, keep: torch.Tensor | None) -> None:
         s = self.settings
         self.param = ImageParam(
-            s.size, batch=s.batch, fourier=s.fourier, decorrelate=s.decorrelate, decay=s.decay, seed=s.seed,
+            s.size,
+            batch=s.batch,
+            fourier=s.fourier,
+            decorrelate=s.decorrelate,
+            decay=s.decay,
+            seed=s.seed,
         ).to(self.device)
         start = keep if keep is not None else self._init_image
         if start is not None:
@@ -175,7 +180,7 @@ class Renderer:
         if not all(torch.isfinite(p).all() for p in self.param.parameters()) or not torch.isfinite(loss):
             warning = self._recover()
         else:
-            self._snapshot_every()
+            self._save_snapshot()
         self.step_count += 1
         value = float(values.detach().mean())
         self.history.append(value)
@@ -184,10 +189,10 @@ class Renderer:
             self.callback(self, info)
         return info
 
-    def _snapshot_every(self, every: int = 10) -> None:
-        if self.step_count % every == 0:
-            for snap, p in zip(self._snapshot, self.param.parameters(), strict=True):
-                snap.copy_(p.detach())
+    def _save_snapshot(self) -> None:
+        # One small copy per step (the parameters are a few hundred KB): the image is never lost.
+        for snap, p in zip(self._snapshot, self.param.parameters(), strict=True):
+            snap.copy_(p.detach())
 
     def _recover(self) -> str:
         """The loss or image went NaN/inf: restore the last good parameters, fresh Adam state."""
@@ -218,7 +223,11 @@ class Renderer:
         """Objective values (N,) of the current image without transforms."""
         image = self.param()
         s = self.settings
-        x = image if not s.input_size else random_affine(image, s.transform.__class__(strength=0), None, (s.input_size,) * 2)
+        x = (
+            image
+            if not s.input_size
+            else random_affine(image, s.transform.__class__(strength=0), None, (s.input_size,) * 2)
+        )
         return self.objective(Context(capture(self.model, x, self.objective.layers), image))
 
     def record(self) -> dict[str, Any]:

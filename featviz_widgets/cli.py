@@ -1,0 +1,113 @@
+"""Command line: ``featviz layers`` and ``featviz render``. Embedded model by default."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import FeatvizError, InvalidSettingError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="featviz", description="Feature visualization from the command line.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    layers = sub.add_parser("layers", help="list the model's layers with their output shapes")
+    layers.add_argument("--model", default=None, help="model name (default: the embedded efficientnet_lite0)")
+    layers.add_argument("--all", action="store_true", help="every sub-module, not only the main layers")
+
+    r = sub.add_parser("render", help="render one visualization to a PNG")
+    r.add_argument("--model", default=None, help="model name (default: the embedded efficientnet_lite0)")
+    target = r.add_mutually_exclusive_group()
+    target.add_argument("--channel", type=int, help="channel of --layer to maximize")
+    target.add_argument("--class", dest="klass", type=int, help="ImageNet class index (logit) to maximize")
+    target.add_argument("--deepdream", action="store_true", help="maximize the whole --layer (DeepDream)")
+    target.add_argument("--objective", help="an objective string, e.g. 'blocks.8:5 - 0.5*blocks.8:7'")
+    r.add_argument("--layer", default="blocks.8", help="layer for --channel/--deepdream (default blocks.8)")
+    r.add_argument("--neuron", metavar="X,Y", help="with --channel: one position instead of the whole channel")
+    r.add_argument("-o", "--output", required=True, help="PNG file to write")
+    r.add_argument("--steps", type=int, default=256)
+    r.add_argument("--size", type=int, default=224)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--lr", type=float, default=0.05)
+    r.add_argument("--l1", type=float, default=0.0)
+    r.add_argument("--tv", type=float, default=0.0)
+    r.add_argument("--blur", type=float, default=0.0)
+    r.add_argument("--transform-strength", type=float, default=1.0)
+    r.add_argument("--pixel", action="store_true", help="optimize pixels directly (no Fourier basis)")
+    r.add_argument("--no-decorrelate", action="store_true", help="no colour decorrelation")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _objective(args: argparse.Namespace) -> str:
+    if args.objective:
+        return str(args.objective)
+    if args.klass is not None:
+        return f"logits:{args.klass}"
+    if args.deepdream:
+        return str(args.layer)
+    channel = 0 if args.channel is None else args.channel
+    if args.neuron:
+        try:
+            x, y = (int(v) for v in args.neuron.split(","))
+        except ValueError:
+            raise InvalidSettingError(f"--neuron must be two integers 'X,Y', got {args.neuron!r}.") from None
+        return f"{args.layer}:{channel}@{x},{y}"
+    return f"{args.layer}:{channel}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .engine import list_layers, load_model, main_layers, render
+    from .export import save_png
+
+    try:
+        model = load_model(args.model)
+        if args.command == "layers":
+            infos = list_layers(model) if args.all else main_layers(model)
+            for info in infos:
+                print(f"{info.name:<32} {info.channels:>6} channels  output {'x'.join(map(str, info.shape))}")
+            return 0
+        out = Path(args.output)
+        if out.suffix.lower() != ".png":
+            raise InvalidSettingError(f"--output must end in .png, got {str(out)!r}.")
+        if not out.parent.exists():
+            raise InvalidSettingError(f"The folder {str(out.parent)!r} for --output does not exist.")
+        result = render(
+            model,
+            _objective(args),
+            steps=args.steps,
+            size=args.size,
+            seed=args.seed,
+            progress=not args.quiet,
+            lr=args.lr,
+            l1=args.l1,
+            tv=args.tv,
+            blur=args.blur,
+            transform_strength=args.transform_strength,
+            fourier=not args.pixel,
+            decorrelate=not args.no_decorrelate,
+        )
+        save_png(result.image, out, result.settings)
+        if not args.quiet:
+            print(
+                json.dumps(
+                    {
+                        "output": str(out),
+                        "objective": result.settings["objective"],
+                        "final_value": result.history[-1] if result.history else None,
+                    }
+                )
+            )
+        return 0
+    except FeatvizError as exc:
+        print(f"featviz: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

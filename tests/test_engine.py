@@ -1,0 +1,289 @@
+"""The engine on a tiny convnet: truncated forward, transforms, parameterizations, renderer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from featviz_widgets.engine import (
+    Channel,
+    ClassLogit,
+    DeepDream,
+    Direction,
+    Diversity,
+    ImageParam,
+    Neuron,
+    Renderer,
+    RenderSettings,
+    TransformConfig,
+    capture,
+    list_layers,
+    random_affine,
+    render,
+)
+from featviz_widgets.engine.models import FeatvizModel
+from featviz_widgets.engine.param import fourier_scale
+from featviz_widgets.errors import InvalidSettingError, UnknownLayerError
+
+
+def test_list_layers_shapes_and_order(tiny: FeatvizModel) -> None:
+    layers = {i.name: i for i in list_layers(tiny)}
+    assert layers["conv1"].shape == (4, 32, 32)
+    assert layers["conv2"].shape == (6, 16, 16) and layers["conv2"].channels == 6
+    assert layers["fc"].shape == (5,)
+    assert layers["logits"].shape == (5,)
+    assert layers["conv1"].order < layers["relu1"].order < layers["conv2"].order < layers["fc"].order
+
+
+def test_truncated_forward_matches_full_forward(tiny: FeatvizModel) -> None:
+    x = torch.rand(2, 3, 32, 32)
+    full: dict[str, torch.Tensor] = {}
+    hooks = [
+        tiny.net.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: full.__setitem__(n, o))
+        for n in ("relu1", "conv2")
+    ]
+    logits = tiny(x)
+    for h in hooks:
+        h.remove()
+    got = capture(tiny, x, ["relu1", "conv2"])
+    assert torch.equal(got["relu1"], full["relu1"]) and torch.equal(got["conv2"], full["conv2"])
+    assert torch.equal(capture(tiny, x, ["logits"])["logits"], logits)
+
+
+def test_truncated_forward_stops_at_deepest_layer(tiny: FeatvizModel) -> None:
+    list_layers(tiny)  # the one-off probe pass runs everything; do it before counting
+    ran: list[str] = []
+    hooks = [
+        tiny.net.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: ran.append(n))
+        for n in ("conv1", "conv2", "fc")
+    ]
+    capture(tiny, torch.rand(1, 3, 32, 32), ["conv1"])
+    for h in hooks:
+        h.remove()
+    assert ran == ["conv1"]
+
+
+def test_capture_unknown_layer_suggests(tiny: FeatvizModel) -> None:
+    with pytest.raises(UnknownLayerError, match="conv2"):
+        capture(tiny, torch.rand(1, 3, 32, 32), ["conv3"])
+
+
+def test_gradient_reaches_only_the_image(tiny: FeatvizModel) -> None:
+    r = Renderer(tiny, "conv2:1", size=32)
+    r.step()
+    assert all(p.grad is None for p in tiny.parameters())
+    assert all(p.grad is not None for p in r.param.parameters())
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        Channel("conv2", 1),
+        Neuron("conv2", 2),
+        DeepDream("conv1"),
+        Direction("conv2", [1.0, -1.0, 0.5, 0.0, 0.0, 2.0]),
+        ClassLogit(3),
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("fourier", [True, False])
+def test_every_objective_rises(tiny: FeatvizModel, objective: object, fourier: bool) -> None:
+    r = Renderer(tiny, objective, size=32, seed=1, fourier=fourier, lr=0.1)  # type: ignore[arg-type]
+    before = r.measure().mean().item()
+    r.run(25)
+    assert r.measure().mean().item() > before
+
+
+def test_diversity_pushes_batch_apart(tiny: FeatvizModel) -> None:
+    r = Renderer(tiny, Channel("conv2", 1) + 5 * Diversity("conv2"), size=32, batch=3, seed=2, lr=0.1)
+    div = Diversity("conv2")
+    before = div(_ctx(r)).mean().item()
+    r.run(25)
+    assert div(_ctx(r)).mean().item() > before
+
+
+def _ctx(r: Renderer) -> object:
+    from featviz_widgets.engine.objectives import Context
+
+    img = r.image()
+    return Context(capture(r.model, img, ["conv2"]), img)
+
+
+def test_same_seed_same_image(tiny: FeatvizModel) -> None:
+    a = render(tiny, "conv2:1", steps=5, size=32, seed=3, progress=False)
+    b = render(tiny, "conv2:1", steps=5, size=32, seed=3, progress=False)
+    c = render(tiny, "conv2:1", steps=5, size=32, seed=4, progress=False)
+    assert a.image.tobytes() == b.image.tobytes()
+    assert a.image.tobytes() != c.image.tobytes()
+
+
+def test_render_returns_settings(tiny: FeatvizModel) -> None:
+    result = render(tiny, "conv2:1", steps=3, size=32, seed=3, progress=False, lr=0.2, l1=0.1)
+    assert result.image.size == (32, 32)
+    assert result.settings["objective"] == "Channel('conv2', 1)"
+    assert result.settings["lr"] == 0.2 and result.settings["l1"] == 0.1 and result.settings["steps"] == 3
+    assert len(result.history) == 3
+
+
+def test_live_updates_apply_without_restart(tiny: FeatvizModel) -> None:
+    r = Renderer(tiny, "conv2:1", size=32)
+    r.run(3)
+    param_before = r.param
+    r.update(lr=0.3, l1=0.5, tv=0.1, blur=0.2, transform_strength=0.5)
+    assert r.param is param_before and r.optimizer.param_groups[0]["lr"] == 0.3
+    assert r.settings.transform.strength == 0.5 and r.step_count == 3
+    r.step()
+    assert r.step_count == 4
+
+
+def test_objective_change_keeps_or_resets_image(tiny: FeatvizModel) -> None:
+    r = Renderer(tiny, "conv2:1", size=32, seed=5)
+    r.run(5)
+    image = r.image()
+    r.set_objective("conv2:2", keep_image=True)
+    assert torch.equal(r.image(), image)
+    r.set_objective("conv2:3", keep_image=False)
+    fresh = Renderer(tiny, "conv2:3", size=32, seed=5).image()
+    assert torch.equal(r.image(), fresh)
+
+
+def test_size_change_carries_picture_over(tiny: FeatvizModel) -> None:
+    r = Renderer(tiny, "conv2:1", size=32, seed=5, lr=0.2)
+    r.run(10)
+    small = torch.nn.functional.interpolate(r.image(), (48, 48), mode="bilinear")
+    r.update(size=48)
+    assert r.image().shape == (1, 3, 48, 48)
+    assert (r.image() - small).abs().mean() < 0.05
+
+
+def test_nan_image_is_restored(tiny: FeatvizModel) -> None:
+    r = Renderer(tiny, "conv2:1", size=32)
+    r.run(10)
+    good = r.image()
+    with torch.no_grad():
+        next(r.param.parameters()).fill_(float("nan"))
+    info = r.step()
+    assert info.warning is not None and "NaN" in info.warning
+    assert torch.isfinite(r.image()).all()
+    assert torch.allclose(r.image(), good)
+
+
+def test_callback_runs_every_step(tiny: FeatvizModel) -> None:
+    seen: list[int] = []
+    render(tiny, "conv2:1", steps=4, size=32, progress=False, callback=lambda r, info: seen.append(info.step))
+    assert seen == [1, 2, 3, 4]
+
+
+def test_keyboard_interrupt_returns_current_image(tiny: FeatvizModel) -> None:
+    def stop(r: Renderer, info: object) -> None:
+        if r.step_count == 3:
+            raise KeyboardInterrupt
+
+    result = render(tiny, "conv2:1", steps=50, size=32, progress=False, callback=stop)
+    assert result.interrupted and result.settings["steps"] == 3 and result.image.size == (32, 32)
+
+
+# --- transforms ---------------------------------------------------------------------------------
+
+
+def test_transforms_keep_shape_and_pass_gradients() -> None:
+    x = torch.rand(3, 3, 40, 30, requires_grad=True)
+    y = random_affine(x, TransformConfig(), torch.Generator().manual_seed(0))
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert random_affine(x, TransformConfig(), None, (64, 64)).shape == (3, 3, 64, 64)
+
+
+def test_identity_transform_is_exact() -> None:
+    x = torch.rand(2, 3, 16, 16)
+    assert random_affine(x, TransformConfig(strength=0), None) is x
+
+
+def test_pure_translation_moves_pixels_by_whole_pixels() -> None:
+    x = torch.zeros(1, 1, 9, 9)
+    x[0, 0, 4, 4] = 1
+    cfg = TransformConfig(pad=0, jitter=2, scale=0, rotate=0)
+    shifts = set()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        y = random_affine(x, cfg, g)
+        assert y.shape == x.shape
+        _cy, cx = (y[0, 0] > 0).nonzero().float().mean(0).tolist()
+        shifts.add(round(4 - cx))
+    assert min(shifts) < 0 < max(shifts)  # both directions (Lucent only shifts one way)
+
+
+def test_pad_shows_grey_border_and_scale_keeps_aspect() -> None:
+    x = torch.ones(1, 3, 20, 40)
+    y = random_affine(x, TransformConfig(pad=10, jitter=0, scale=0, rotate=0), None)
+    assert torch.allclose(y[0, :, 0, 0], torch.full((3,), 0.5))  # corner is border grey
+    assert torch.allclose(y[0, :, 10, 20], torch.ones(3))  # centre is the image
+
+
+def test_transform_config_validates() -> None:
+    with pytest.raises(InvalidSettingError, match="jitter"):
+        TransformConfig(jitter=-1)
+    with pytest.raises(InvalidSettingError, match="strength"):
+        TransformConfig(strength=math.nan)
+
+
+# --- parameterizations -------------------------------------------------------------------------
+
+
+def test_fourier_scale_matches_lucid_formula() -> None:
+    s = fourier_scale(4, 4, 1.0)
+    assert s.shape == (4, 3)
+    assert s[0, 0].item() == pytest.approx(4 * 4)  # f clamped to 1/4, times sqrt(16)
+    assert s[0, 1].item() == pytest.approx(4 * 4)  # f = 1/4
+    assert s[0, 2].item() == pytest.approx(2 * 4)  # f = 1/2
+
+
+@pytest.mark.parametrize(("fourier", "decorrelate"), [(True, True), (True, False), (False, True), (False, False)])
+def test_image_param_starts_from_photo(fourier: bool, decorrelate: bool) -> None:
+    photo = torch.rand(1, 3, 24, 24) * 0.8 + 0.1
+    p = ImageParam(24, fourier=fourier, decorrelate=decorrelate, init=photo)
+    assert torch.allclose(p(), photo, atol=1e-4)
+
+
+def test_image_param_output_range_and_batch() -> None:
+    img = ImageParam(32, batch=4, seed=0)()
+    assert img.shape == (4, 3, 32, 32) and img.min() >= 0 and img.max() <= 1
+    assert not torch.equal(img[0], img[1])
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 4097, 100000, 32.0, "64"])
+def test_bad_sizes(size: object) -> None:
+    with pytest.raises(InvalidSettingError, match="16 to 4096"):
+        RenderSettings(size=size)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("lr", [math.nan, math.inf, 0.0, -0.1, 100.0])
+def test_bad_learning_rates(lr: float) -> None:
+    with pytest.raises(InvalidSettingError, match="learning rate"):
+        RenderSettings(lr=lr)
+
+
+@pytest.mark.parametrize("value", [math.nan, -1.0, 1e9, "big"])
+def test_bad_penalty_weights(value: object) -> None:
+    with pytest.raises(InvalidSettingError, match="l1 weight"):
+        RenderSettings(l1=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", [1.5, "7", None, -1])
+def test_bad_seeds(seed: object) -> None:
+    with pytest.raises(InvalidSettingError, match="seed"):
+        RenderSettings(seed=seed)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("steps", [0, -3])
+def test_bad_steps(tiny: FeatvizModel, steps: int) -> None:
+    with pytest.raises(InvalidSettingError, match="steps"):
+        render(tiny, "conv2:0", steps=steps, size=32, progress=False)
+
+
+def test_unknown_setting_names_the_valid_ones(tiny: FeatvizModel) -> None:
+    with pytest.raises(InvalidSettingError, match="Unknown setting"):
+        Renderer(tiny, "conv2:0", learning_rate=0.1)
