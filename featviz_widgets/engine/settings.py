@@ -15,7 +15,7 @@ from ..errors import InvalidSettingError
 from .param import check_size
 from .transforms import TransformConfig
 
-MAX_WEIGHT = 1e4  # regularization weights beyond this only produce a grey image
+MAX_WEIGHT = 1e6  # beyond this any objective is drowned: the image goes flat grey
 MAX_LR = 10.0
 
 

@@ -1,0 +1,289 @@
+"""The live loop: one worker thread per view drives a Renderer and publishes frames.
+
+Flow control (read this before changing anything here):
+
+* Observers (kernel main thread) never touch torch. ``LiveRunner.set()`` validates the change,
+  stores it in ``_pending`` under a lock, bumps ``generation`` and sets the wake event. O(1).
+* The worker thread is the only user of the Renderer. Before every step it takes the pending
+  changes and applies them: learning rate, penalties and transform strength on the running
+  optimization; a new target restarts or warm-starts; a new size rebuilds.
+* Frames go out through a ``FrameSink``. The worker publishes at most ``fps`` frames a second,
+  only when the sink says it can take one (the browser has acknowledged all but at most 2 frames
+  and some view is visible), and only when the picture changed. JPEG while running; one PNG
+  when paused, so what stays on screen (and what Save stores) is lossless.
+* Any exception inside a step is caught: it goes to ``status['error']`` and ``last_error`` (the
+  traceback), the image is kept, and the loop keeps serving.
+* ``stop()`` sets an event and joins; ``close()`` also drops the model and image (and frees CUDA
+  memory). ``stop_all()`` stops every runner still alive in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from ..engine import FeatvizModel, Renderer, RenderSettings, list_layers
+from ..engine.layers import layer_info
+from ..engine.renderer import to_uint8
+from ..errors import FeatvizError, InvalidSettingError
+from .encode import encode, tile
+from .target import Target
+
+_RUNNERS: weakref.WeakSet[LiveRunner] = weakref.WeakSet()
+
+
+@dataclass
+class Frame:
+    data: bytes
+    mime: str  # "image/jpeg" or "image/png"
+    width: int
+    height: int
+    step: int
+
+
+class FrameSink(Protocol):
+    def ready(self) -> bool:
+        """True when a new frame may be sent now (back-pressure and visibility)."""
+
+    def publish(self, frame: Frame | None, status: dict[str, Any]) -> None:
+        """Show ``frame`` (None: status only). Called from the worker thread."""
+
+
+def stop_all() -> int:
+    """Stop every live loop in this process; returns how many were running."""
+    running = [r for r in list(_RUNNERS) if r.is_running]
+    for r in running:
+        r.stop()
+    return len(running)
+
+
+def cpu_threads() -> int:
+    """Intra-op threads for the CPU worker: all cores but one, which stays with the kernel."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class LiveRunner:
+    """Runs the optimization for ``target`` in a background thread and feeds ``sink``."""
+
+    def __init__(
+        self,
+        model: FeatvizModel,
+        target: Target,
+        settings: RenderSettings,
+        sink: FrameSink,
+        *,
+        fps: float = 12.0,
+        history: int = 300,
+    ) -> None:
+        if not (0 < fps <= 60):
+            raise InvalidSettingError(f"fps must be in (0, 60], got {fps!r}.")
+        self.model = model
+        self.sink = sink
+        self.fps = float(fps)
+        self.keep_image = True  # warm start when the target changes
+        self.generation = 0
+        self.last_error: str | None = None
+        self.history: deque[float] = deque(maxlen=history)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._paused = False
+        self._pending: dict[str, Any] = {}
+        self._thread: threading.Thread | None = None
+        self._check_target(target)
+        self.target = target
+        self.settings = settings
+        self.renderer: Renderer | None = None
+        self.status: dict[str, Any] = {
+            "step": 0, "objective": None, "steps_per_s": 0.0, "device": str(model.device),
+            "state": "starting", "error": "", "warning": "",
+        }
+        self._frames_sent = 0
+        self._last_frame_step = -1
+        self._png_sent_for: tuple[int, int] = (-1, -1)
+        _RUNNERS.add(self)
+
+    # --- called from the kernel thread: record and wake, nothing else -------------------------
+    def _check_target(self, target: Target) -> None:
+        info = layer_info(self.model, target.layer_used)
+        target.objective(info.channels).check({i.name: i for i in list_layers(self.model)}, 1)
+
+    def set(self, **changes: Any) -> None:
+        """Change render settings (``lr``, ``l1``, ``tv``, ``blur``, ``transform_strength``,
+        ``size``, ``seed``, ``batch``...). Validated now; applied by the worker on its next step.
+        Raises InvalidSettingError, leaving the loop as it was."""
+        with self._lock:
+            base = self.settings.replace(**self._pending.get("settings", {}))
+            base.replace(**changes)  # validation only
+            merged = {**self._pending.get("settings", {}), **changes}
+            self._pending["settings"] = merged
+            self.generation += 1
+        self._wake.set()
+
+    def set_target(self, target: Target, keep_image: bool | None = None) -> None:
+        """Optimize for a new target (validated now, applied on the next step)."""
+        self._check_target(target)
+        with self._lock:
+            self._pending["target"] = (target, self.keep_image if keep_image is None else keep_image)
+            self.generation += 1
+        self._wake.set()
+
+    def reset(self, seed: int | None = None) -> None:
+        """Restart the image from noise (optionally with a new seed)."""
+        if seed is not None:
+            RenderSettings().replace(seed=seed)
+        with self._lock:
+            self._pending["reset"] = seed
+            self.generation += 1
+        self._wake.set()
+
+    def pause(self) -> None:
+        self._paused = True
+        self._wake.set()
+
+    def resume(self) -> None:
+        self._paused = False
+        self._wake.set()
+        if not self.is_running:
+            self.start()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.is_running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"featviz-live-{id(self):x}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the worker (the image is kept; ``start()`` continues)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self.status["state"] = "stopped"
+
+    def close(self) -> None:
+        """Stop and free the model, the image and (on CUDA) cached GPU memory."""
+        self.stop()
+        device = self.model.device if self.model is not None else None
+        self.renderer = None
+        self.model = None  # type: ignore[assignment]
+        if device is not None and device.type == "cuda":
+            torch.cuda.empty_cache()
+        _RUNNERS.discard(self)
+
+    # --- the worker ---------------------------------------------------------------------------
+    def image(self) -> np.ndarray | None:
+        """The current images as (N, H, W, 3) uint8, or None before the first step."""
+        r = self.renderer
+        return None if r is None else to_uint8(r.image())
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if self.renderer is None:
+            self.renderer = Renderer(self.model, self.target.objective(self._channels(self.target)), self.settings)
+        r = self.renderer
+        if not pending:
+            return
+        try:
+            if "settings" in pending:
+                r.update(keep_image=True, **pending["settings"])
+                self.settings = r.settings
+            if "target" in pending:
+                target, keep = pending["target"]
+                r.set_objective(target.objective(self._channels(target)), keep_image=keep)
+                self.target = target
+                self.history.clear()
+            if "reset" in pending:
+                r.reset(seed=pending["reset"])
+                self.settings = r.settings
+                self.history.clear()
+            self.status["error"] = ""
+        except FeatvizError as exc:  # validated on set(), but the model may disagree: keep going
+            self.status["error"] = str(exc)
+
+    def _channels(self, target: Target) -> int:
+        return layer_info(self.model, target.layer_used).channels
+
+    def _run(self) -> None:
+        if self.model.device.type == "cpu":
+            torch.set_num_threads(cpu_threads())
+        rate_window: deque[float] = deque(maxlen=20)
+        last_push = 0.0
+        while not self._stop.is_set():
+            try:
+                self._apply_pending()
+                if self._paused:
+                    self.status.update(state="paused")
+                    self._publish_png()
+                    self._wake.wait(0.1)
+                    self._wake.clear()
+                    continue
+                assert self.renderer is not None
+                t0 = time.perf_counter()
+                info = self.renderer.step()
+                rate_window.append(time.perf_counter() - t0)
+                self.history.append(info.objective)
+                self.status.update(
+                    step=info.step, objective=info.objective, state="running",
+                    steps_per_s=len(rate_window) / max(sum(rate_window), 1e-9),
+                )
+                if info.warning:
+                    self.status["warning"] = info.warning
+                now = time.perf_counter()
+                if now - last_push >= 1.0 / self.fps:
+                    last_push = now
+                    if self.sink.ready():
+                        self._publish("jpeg")
+                    else:  # no frame now (back-pressure, hidden), but keep the status line live
+                        self._safe_status()
+            except Exception as exc:  # the loop must survive anything a step can throw
+                self.last_error = traceback.format_exc()
+                self.status.update(error=f"{type(exc).__name__}: {exc}", state="error")
+                self._safe_status()
+                if self._stop.wait(0.5):
+                    break
+        self.status["state"] = "stopped"
+        self._safe_status()
+
+    def _publish(self, fmt: str) -> None:
+        assert self.renderer is not None
+        images = to_uint8(self.renderer.image())
+        grid = tile(images)
+        data = encode(grid, fmt)
+        frame = Frame(data, f"image/{fmt}", grid.shape[1], grid.shape[0], self.renderer.step_count)
+        self._frames_sent += 1
+        self._last_frame_step = frame.step
+        self.sink.publish(frame, dict(self.status))
+
+    def _publish_png(self) -> None:
+        """Once per pause: the lossless picture of where the optimization stopped."""
+        r = self.renderer
+        if r is None or self._png_sent_for == (r.step_count, self.generation) or not self.sink.ready():
+            return
+        self._png_sent_for = (r.step_count, self.generation)
+        self._publish("png")
+
+    def _safe_status(self) -> None:
+        try:
+            self.sink.publish(None, dict(self.status))
+        except Exception:  # a closed view must not kill the worker
+            self.last_error = traceback.format_exc()

@@ -1,0 +1,59 @@
+"""What the live view optimizes for, as plain values the controls can set.
+
+A ``Target`` is (mode, layer, unit, ...) and turns into an engine Objective. Keeping it as data
+lets the worker compare targets, and the view build one from its controls without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..engine import Channel, ClassLogit, DeepDream, Direction, Neuron, Objective, parse_objective
+from ..engine.models import LOGITS
+from ..errors import InvalidSettingError
+
+MODES = ("channel", "neuron", "deepdream", "class", "direction", "custom")
+
+
+@dataclass(frozen=True)
+class Target:
+    """``mode`` picks the objective: ``channel``/``neuron`` use ``layer`` and ``unit``;
+    ``deepdream`` the whole ``layer``; ``class`` the logit ``unit``; ``direction`` a random
+    direction in ``layer`` drawn from ``direction_seed`` (or ``vector``); ``custom`` parses
+    ``expression``."""
+
+    mode: str = "channel"
+    layer: str = "blocks.8"
+    unit: int = 0
+    x: int | None = None
+    y: int | None = None
+    direction_seed: int = 0
+    vector: tuple[float, ...] | None = None
+    expression: str = ""
+    negative: bool = False
+
+    def objective(self, channels: int) -> Objective:
+        """Build the objective; ``channels`` is the layer's channel count (for directions)."""
+        if self.mode not in MODES:
+            raise InvalidSettingError(f"Unknown mode {self.mode!r}; valid: {', '.join(MODES)}.")
+        obj: Objective
+        if self.mode == "channel":
+            obj = Channel(self.layer, self.unit)
+        elif self.mode == "neuron":
+            obj = Neuron(self.layer, self.unit, x=self.x, y=self.y)
+        elif self.mode == "deepdream":
+            obj = DeepDream(self.layer)
+        elif self.mode == "class":
+            obj = ClassLogit(self.unit, layer=LOGITS)
+        elif self.mode == "direction":
+            if self.vector is not None:
+                obj = Direction(self.layer, self.vector)
+            else:
+                obj = Direction.random(self.layer, channels, seed=self.direction_seed)
+        else:
+            obj = parse_objective(self.expression)
+        return -obj if self.negative else obj
+
+    @property
+    def layer_used(self) -> str:
+        return LOGITS if self.mode == "class" else self.layer

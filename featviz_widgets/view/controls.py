@@ -1,0 +1,101 @@
+"""The control panel: built-in ipywidgets only (accessible, themed, work in every front end)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ipywidgets as W
+
+from ..runner.target import MODES
+
+# Slider strength 1.0 maps to these engine weights: where each penalty clearly dominates a
+# typical channel objective (measured on Lite0 blocks.8 at 128 px; see README).
+PENALTY_SCALE = {"l1": 500.0, "tv": 1000.0, "blur": 30000.0}
+SIZES = (64, 96, 128, 160, 192, 224, 256, 320, 384, 512)
+MODE_LABELS = {
+    "channel": "Channel",
+    "neuron": "Neuron (centre)",
+    "deepdream": "DeepDream (whole layer)",
+    "class": "Class logit",
+    "direction": "Random direction",
+}
+assert set(MODE_LABELS) <= set(MODES)
+
+_WIDE = W.Layout(width="340px")
+_STYLE = {"description_width": "110px"}
+
+
+@dataclass
+class Controls:
+    mode: W.Dropdown
+    layer: W.Dropdown
+    unit: W.IntSlider
+    unit_name: W.HTML
+    direction_seed: W.BoundedIntText
+    new_direction: W.Button
+    lr: W.FloatLogSlider
+    l1: W.FloatSlider
+    tv: W.FloatSlider
+    blur: W.FloatSlider
+    transform: W.FloatSlider
+    size: W.Dropdown
+    seed: W.BoundedIntText
+    keep_image: W.Checkbox
+    run: W.ToggleButton
+    reset: W.Button
+    save: W.Button
+
+    def panel(self) -> W.VBox:
+        buttons = W.HBox([self.run, self.reset, self.save])
+        direction = W.HBox([self.direction_seed, self.new_direction])
+        return W.VBox(
+            [
+                self.mode, self.layer, self.unit, self.unit_name, direction, self.lr, self.l1, self.tv,
+                self.blur, self.transform, self.size, self.seed, self.keep_image, buttons,
+            ],
+            layout=W.Layout(min_width="360px"),
+        )
+
+    def all(self) -> list[W.Widget]:
+        return [getattr(self, f) for f in self.__dataclass_fields__]
+
+
+def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, lr: float, seed: int) -> Controls:
+    def slider(description: str, tooltip: str) -> W.FloatSlider:
+        return W.FloatSlider(
+            0.0, min=0.0, max=1.0, step=0.01, description=description, tooltip=tooltip,
+            readout_format=".2f", layout=_WIDE, style=_STYLE,
+        )
+
+    return Controls(
+        mode=W.Dropdown(
+            options=[(label, key) for key, label in MODE_LABELS.items()], value="channel",
+            description="objective", layout=_WIDE, style=_STYLE,
+        ),
+        layer=W.Dropdown(options=layer_options, value=layer, description="layer", layout=_WIDE, style=_STYLE),
+        unit=W.IntSlider(0, min=0, max=1, description="channel", layout=_WIDE, style=_STYLE),
+        unit_name=W.HTML("", layout=W.Layout(margin="0 0 0 118px")),
+        direction_seed=W.BoundedIntText(
+            0, min=0, max=2**31 - 1, description="direction seed", layout=W.Layout(width="230px"), style=_STYLE,
+        ),
+        new_direction=W.Button(description="New direction", tooltip="Draw a new random direction",
+                               layout=W.Layout(width="106px")),
+        lr=W.FloatLogSlider(lr, base=10, min=-3, max=0, step=0.1, description="learning rate",
+                            readout_format=".3f", layout=_WIDE, style=_STYLE),
+        l1=slider("L1", "Pull pixels toward grey"),
+        tv=slider("total variation", "Penalize differences between neighbouring pixels"),
+        blur=slider("blur", "Nudge the image toward a blurred copy of itself"),
+        transform=W.FloatSlider(1.0, min=0.0, max=2.0, step=0.05, description="transforms",
+                                tooltip="Strength of random jitter, scale and rotation",
+                                layout=_WIDE, style=_STYLE),
+        size=W.Dropdown(options=[(f"{s} px", s) for s in sorted({*SIZES, size})],
+                        value=size, description="image size", layout=_WIDE, style=_STYLE),
+        seed=W.BoundedIntText(seed, min=0, max=2**31 - 1, description="seed", layout=_WIDE, style=_STYLE),
+        keep_image=W.Checkbox(True, description="keep image when the target changes (warm start)", indent=False),
+        run=W.ToggleButton(True, description="Pause", icon="pause", tooltip="Run or pause the optimization",
+                           layout=W.Layout(width="100px")),
+        reset=W.Button(description="Reset", icon="refresh", tooltip="Restart from noise",
+                       layout=W.Layout(width="100px")),
+        save=W.Button(description="Save PNG", icon="download", tooltip="Download the current image",
+                      layout=W.Layout(width="110px")),
+    )

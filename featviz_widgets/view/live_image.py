@@ -1,0 +1,106 @@
+"""LiveImage: the one custom widget, a canvas that shows frames from a LiveRunner.
+
+Developer notes on flow control: frames are a ``frame`` trait (so a new view, or saved widget
+state, shows the current picture) and travel as binary buffers. The front end acknowledges
+each frame it draws with a custom message; ``ready()`` is true only while fewer than
+``max_in_flight`` frames are unacknowledged and some view reports itself visible. A view that
+never acknowledges (closed tab) is forgotten after ``ack_timeout`` seconds. The worker thread is
+the only writer of ``frame``/``mime``/``seq``; the front end writes nothing (it sends messages).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from importlib import resources
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ..runner.live import Frame
+
+
+def _static(name: str) -> str:
+    return resources.files("featviz_widgets.view").joinpath("static", name).read_text(encoding="utf-8")
+
+
+class LiveImage(anywidget.AnyWidget):
+    """A canvas showing the latest frame. Traits: ``frame`` (bytes), ``mime``, ``seq``,
+    ``width``/``height`` (frame pixels), ``display_size`` (CSS pixels, 0 = natural),
+    ``pixelated`` (nearest-neighbour upscaling)."""
+
+    _esm = _static("live_image.js")
+    _css = _static("live_image.css")
+
+    frame = traitlets.Bytes(b"").tag(sync=True)
+    mime = traitlets.Unicode("image/jpeg").tag(sync=True)
+    seq = traitlets.Int(0).tag(sync=True)
+    width = traitlets.Int(0).tag(sync=True)
+    height = traitlets.Int(0).tag(sync=True)
+    display_size = traitlets.Int(384).tag(sync=True)
+    pixelated = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(self, max_in_flight: int = 2, ack_timeout: float = 2.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_in_flight = max_in_flight
+        self.ack_timeout = ack_timeout
+        self.acked = 0
+        self._last_ack_time = time.monotonic()
+        self._views: dict[str, bool] = {}  # view id -> visible
+        self.views_seen = False
+        self._state_lock = threading.Lock()
+        self.on_msg(self._handle_message)
+
+    # --- messages from the browser (kernel main thread) ---------------------------------------
+    def _handle_message(self, _widget: object, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        with self._state_lock:
+            if kind == "ack":
+                self.acked = max(self.acked, int(content.get("seq", 0)))
+                self._last_ack_time = time.monotonic()
+            elif kind == "visibility":
+                self._views[str(content.get("view"))] = bool(content.get("visible"))
+                self.views_seen = True
+            elif kind == "closed":
+                self._views.pop(str(content.get("view")), None)
+
+    @property
+    def visible(self) -> bool:
+        with self._state_lock:
+            return any(self._views.values())
+
+    @property
+    def view_count(self) -> int:
+        with self._state_lock:
+            return len(self._views)
+
+    @property
+    def in_flight(self) -> int:
+        return self.seq - self.acked
+
+    def ready(self) -> bool:
+        """True when a frame may be sent: some view visible and fewer than max_in_flight unacked."""
+        if not self.visible:
+            return False
+        if self.in_flight < self.max_in_flight:
+            return True
+        if time.monotonic() - self._last_ack_time > self.ack_timeout:
+            self.acked = self.seq  # acks lost (view closed mid-frame): start counting afresh
+            return True
+        return False
+
+    # --- frames from the worker thread ---------------------------------------------------------
+    def show(self, frame: Frame) -> None:
+        if self.in_flight == 0:
+            self._last_ack_time = time.monotonic()  # measure the ack timeout from the first unacked frame
+        with self.hold_sync():
+            self.mime = frame.mime
+            self.width = frame.width
+            self.height = frame.height
+            self.frame = frame.data
+            self.seq = self.seq + 1
+
+    def download(self, png: bytes, filename: str) -> None:
+        """Ask every view to save ``png`` as a file in the browser's downloads."""
+        self.send({"type": "download", "filename": filename}, [png])

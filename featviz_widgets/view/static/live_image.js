@@ -1,0 +1,89 @@
+// LiveImage front end (anywidget ES module; no build step).
+// Draws each frame on a canvas (no <img> swap flicker), acknowledges every drawn frame so the
+// kernel keeps at most two in flight, reports whether this view is on screen, and turns a
+// "download" message from the kernel into a PNG file download.
+
+function render({ model, el }) {
+  const viewId = Math.random().toString(36).slice(2);
+  el.classList.add("featviz-live");
+  el.setAttribute("data-lm-suppress-shortcuts", "true");
+  const canvas = document.createElement("canvas");
+  canvas.className = "featviz-canvas";
+  canvas.dataset.frames = "0";
+  el.appendChild(canvas);
+  const ctx = canvas.getContext("2d");
+
+  function fit() {
+    const size = model.get("display_size");
+    canvas.style.width = size > 0 ? `${size}px` : "";
+    canvas.classList.toggle("pixelated", model.get("pixelated"));
+  }
+
+  let busy = false;
+  let pending = false;
+  async function draw() {
+    if (busy) { pending = true; return; }  // the latest frame wins
+    busy = true;
+    try {
+      do {
+        pending = false;
+        const data = model.get("frame");
+        if (!data || data.byteLength === 0) break;
+        const seq = model.get("seq");
+        const bitmap = await createImageBitmap(new Blob([data], { type: model.get("mime") }));
+        if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
+          canvas.width = bitmap.width;
+          canvas.height = bitmap.height;
+        }
+        ctx.drawImage(bitmap, 0, 0);
+        bitmap.close();
+        canvas.dataset.frames = String(Number(canvas.dataset.frames) + 1);
+        canvas.dataset.seq = String(seq);
+        model.send({ type: "ack", seq: seq });
+      } while (pending);
+    } catch (err) {
+      console.warn("featviz: could not draw frame", err);
+    } finally {
+      busy = false;
+    }
+  }
+
+  function visibility(visible) {
+    model.send({ type: "visibility", view: viewId, visible: visible });
+  }
+  const observer = new IntersectionObserver((entries) => {
+    for (const entry of entries) visibility(entry.isIntersecting);
+  });
+  observer.observe(el);
+
+  function onMessage(msg, buffers) {
+    if (msg && msg.type === "download" && buffers && buffers.length) {
+      const url = URL.createObjectURL(new Blob([buffers[0]], { type: "image/png" }));
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = msg.filename || "featviz.png";
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    }
+  }
+
+  model.on("change:frame", draw);
+  model.on("change:display_size", fit);
+  model.on("change:pixelated", fit);
+  model.on("msg:custom", onMessage);
+  fit();
+  draw();
+  return () => {
+    observer.disconnect();
+    visibility(false);
+    model.send({ type: "closed", view: viewId });
+    model.off("change:frame", draw);
+    model.off("change:display_size", fit);
+    model.off("change:pixelated", fit);
+    model.off("msg:custom", onMessage);
+  };
+}
+
+export default { render };
