@@ -208,6 +208,8 @@ class Dreamer(W.HBox):
     def _on_target(self, change: dict[str, Any]) -> None:
         if change["owner"] in (self.controls.mode, self.controls.layer):
             self._refresh_unit()
+        else:
+            self._refresh_unit_name()
         self._guard(self.runner.set_target, self._target())
 
     def _refresh_unit(self) -> None:
