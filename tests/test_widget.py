@@ -25,7 +25,9 @@ class RecordingComm(BaseComm):
         self.sent: list[tuple[str, dict[str, Any], list[bytes]]] = []
         super().__init__(**kwargs)
 
-    def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any) -> None:
+    def publish_msg(
+        self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any
+    ) -> None:
         self.sent.append((msg_type, data or {}, list(buffers or [])))
 
 

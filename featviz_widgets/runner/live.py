@@ -104,8 +104,13 @@ class LiveRunner:
         self.settings = settings
         self.renderer: Renderer | None = None
         self.status: dict[str, Any] = {
-            "step": 0, "objective": None, "steps_per_s": 0.0, "device": str(model.device),
-            "state": "starting", "error": "", "warning": "",
+            "step": 0,
+            "objective": None,
+            "steps_per_s": 0.0,
+            "device": str(model.device),
+            "state": "starting",
+            "error": "",
+            "warning": "",
         }
         self._frames_sent = 0
         self._last_frame_step = -1
@@ -232,8 +237,10 @@ class LiveRunner:
             try:
                 self._apply_pending()
                 if self._paused:
+                    announce = self.status["state"] != "paused"
                     self.status.update(state="paused")
-                    self._publish_png()
+                    if not self._publish_png() and announce:
+                        self._safe_status()
                     self._wake.wait(0.1)
                     self._wake.clear()
                     continue
@@ -243,7 +250,9 @@ class LiveRunner:
                 rate_window.append(time.perf_counter() - t0)
                 self.history.append(info.objective)
                 self.status.update(
-                    step=info.step, objective=info.objective, state="running",
+                    step=info.step,
+                    objective=info.objective,
+                    state="running",
                     steps_per_s=len(rate_window) / max(sum(rate_window), 1e-9),
                 )
                 if info.warning:
@@ -274,13 +283,14 @@ class LiveRunner:
         self._last_frame_step = frame.step
         self.sink.publish(frame, dict(self.status))
 
-    def _publish_png(self) -> None:
+    def _publish_png(self) -> bool:
         """Once per pause: the lossless picture of where the optimization stopped."""
         r = self.renderer
         if r is None or self._png_sent_for == (r.step_count, self.generation) or not self.sink.ready():
-            return
+            return False
         self._png_sent_for = (r.step_count, self.generation)
         self._publish("png")
+        return True
 
     def _safe_status(self) -> None:
         try:

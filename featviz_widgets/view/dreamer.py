@@ -66,7 +66,8 @@ def sparkline(values: list[float], width: int = 360, height: int = 56) -> str:
     span = hi - lo or 1.0
     n = len(values) - 1
     pts = " ".join(
-        f"{2 + i * (width - 4) / n:.1f},{height - 12 - (v - lo) / span * (height - 16):.1f}" for i, v in enumerate(values)
+        f"{2 + i * (width - 4) / n:.1f},{height - 12 - (v - lo) / span * (height - 16):.1f}"
+        for i, v in enumerate(values)
     )
     return (
         f'<svg width="{width}" height="{height}" class="featviz-plot" role="img" aria-label="objective over steps">'
@@ -80,7 +81,7 @@ class _Sink:
     """Connects the worker to the widgets: frames to the image, status to the labels."""
 
     def __init__(self, dreamer: Dreamer) -> None:
-        self._dreamer = weakref.ref(dreamer)
+        self._dreamer = weakref.ref(dreamer)  # the worker must not keep a closed widget alive
 
     def ready(self) -> bool:
         d = self._dreamer()
@@ -153,7 +154,13 @@ class Dreamer(W.HBox):
         settings = RenderSettings(size=size, lr=lr, seed=seed)
         self.runner = LiveRunner(self.model, self._target(), settings, _Sink(self), fps=fps)
         super().__init__(
-            [W.VBox([self.image_widget, self.plot, self.status, self.download_link]), c.panel()],
+            [
+                W.VBox(
+                    [self.image_widget, self.plot, self.status, self.download_link],
+                    layout=W.Layout(width=f"{display_size + 16}px", align_items="flex-start"),
+                ),
+                c.panel(),
+            ],
             layout=W.Layout(align_items="flex-start", flex_flow="row wrap"),
         )
         self._wire()
@@ -275,7 +282,7 @@ class Dreamer(W.HBox):
     def _status_html(self, s: dict[str, Any]) -> str:
         obj = "-" if s.get("objective") is None else f"{s['objective']:.4g}"
         text = (
-            f"step {s.get('step', 0)} · objective {obj} · {s.get('steps_per_s', 0):.1f} steps/s · "
+            f"{_describe(self.runner.target, self.model.class_names)} · step {s.get('step', 0)} · objective {obj} · {s.get('steps_per_s', 0):.1f} steps/s · "
             f"{s.get('device', '?')} · {s.get('state', '')}"
         )
         line = f'<span class="featviz-status">{text}</span>'
@@ -317,7 +324,10 @@ class Dreamer(W.HBox):
         image = self.image()
         if image is None:
             raise FeatvizError("No image yet: the optimization has not made a step.")
-        name = filename or f"featviz_{self.runner.target.mode}_{self.runner.target.layer_used}_{self.runner.target.unit}.png"
+        name = (
+            filename
+            or f"featviz_{self.runner.target.mode}_{self.runner.target.layer_used}_{self.runner.target.unit}.png"
+        )
         png = encode(np.asarray(image), "png")
         if isinstance(self.image_widget, LiveImage):
             self.image_widget.download(png, name)
@@ -352,6 +362,18 @@ class Dreamer(W.HBox):
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         return buf.getvalue()
+
+
+def _describe(target: Target, class_names: list[str] | None) -> str:
+    """A short human label of the target, e.g. 'blocks.8 channel 5' or 'class 285 (Egyptian cat)'."""
+    if target.mode == "class":
+        name = class_names[target.unit] if class_names and target.unit < len(class_names) else ""
+        return f"class {target.unit}" + (f" ({_escape(name)})" if name else "")
+    if target.mode == "deepdream":
+        return f"{target.layer} DeepDream"
+    if target.mode == "direction":
+        return f"{target.layer} direction #{target.direction_seed}"
+    return f"{target.layer} {target.mode} {target.unit}"
 
 
 def _escape(text: str) -> str:

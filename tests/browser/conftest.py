@@ -1,0 +1,152 @@
+"""Servers and a browser for the end-to-end tests: JupyterLab and Voila on 127.0.0.1, driven by
+Python Playwright in Debian's /usr/bin/chromium (never a Playwright-downloaded browser)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(proc: subprocess.Popen[bytes], url: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except Exception:
+            time.sleep(0.25)
+    raise TimeoutError(url)
+
+
+@pytest.fixture(scope="session")
+def notebook_dir() -> Iterator[Path]:
+    tmp = Path(tempfile.mkdtemp(prefix="featviz-e2e-"))
+    shutil.copy(ROOT / "notebooks" / "quickstart.ipynb", tmp / "quickstart.ipynb")
+    yield tmp
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _isolated_env() -> dict[str, str]:
+    return dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=tempfile.mkdtemp(),
+        JUPYTER_RUNTIME_DIR=tempfile.mkdtemp(),
+        JUPYTER_PLATFORM_DIRS="1",
+    )
+
+
+@pytest.fixture(scope="session")
+def lab_url(notebook_dir: Path) -> Iterator[str]:
+    port = _free_port()
+    settings = Path(tempfile.mkdtemp())
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={notebook_dir}",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        "--ServerApp.disable_check_xsrf=True",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.extension_manager=readonly",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        f"--LabApp.workspaces_dir={tempfile.mkdtemp()}",
+        f"--LabApp.user_settings_dir={settings}",
+    ]
+    if os.geteuid() == 0:
+        args.append("--allow-root")
+    log = open(notebook_dir / "lab.log", "wb")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(args, env=_isolated_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_http(proc, f"http://127.0.0.1:{port}/api/status")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def voila_url(notebook_dir: Path) -> Iterator[str]:
+    port = _free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(notebook_dir / "quickstart.ipynb"),
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
+        f"--port={port}",
+    ]
+    log = open(notebook_dir / "voila.log", "wb")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(args, env=_isolated_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_http(proc, f"http://127.0.0.1:{port}/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium (scripts/test.sh does this as root)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(90_000)
+    yield pg
+    context.close()

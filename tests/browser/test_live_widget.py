@@ -1,0 +1,88 @@
+"""A person's session, in a real browser: run the quickstart, drag the channel slider with the
+mouse, watch the picture change and frames keep coming, pause, and check the status line."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import ARTIFACTS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _frames(page: Any) -> int:
+    return int(page.locator(".featviz-canvas").first.get_attribute("data-frames") or 0)
+
+
+def _canvas_pixels(page: Any) -> np.ndarray:
+    png = page.locator(".featviz-canvas").first.screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
+
+
+def _wait(cond: Any, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _drag_slider(page: Any, label: str, fraction: float) -> int:
+    slider = page.locator(".widget-slider", has=page.locator(".widget-label", has_text=re.compile(f"^{label}$")))
+    handle = slider.locator(".noUi-handle").first.bounding_box()
+    track = slider.locator(".noUi-target").first.bounding_box()
+    y = handle["y"] + handle["height"] / 2
+    page.mouse.move(handle["x"] + handle["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(track["x"] + track["width"] * fraction, y, steps=8)
+    page.mouse.up()
+    return int(slider.locator(".widget-readout").first.inner_text())
+
+
+def _check_live_session(page: Any, shot: str) -> None:
+    status = page.locator(".featviz-status").first
+    status.wait_for()
+    assert _wait(lambda: "running" in status.inner_text() and "steps/s" in status.inner_text(), 120)
+    assert _wait(lambda: _frames(page) >= 3, 60), "no frames drawn"
+    before = _canvas_pixels(page)
+    channel = _drag_slider(page, "channel", 0.4)
+    assert channel > 10
+    assert _wait(lambda: f"blocks.8 channel {channel} ·" in status.inner_text(), 20), status.inner_text()
+    frames = _frames(page)
+    assert _wait(lambda: _frames(page) >= frames + 5, 30), "frames stopped after the slider moved"
+    time.sleep(1.0)
+    after = _canvas_pixels(page)
+    assert np.abs(after - before).mean() > 5, "the picture did not change with the channel"
+    page.locator(".featviz-live").first.locator("xpath=../..").screenshot(path=str(ARTIFACTS / shot))
+    # Pause: the status says so and no more frames arrive (bar the one lossless PNG).
+    page.get_by_role("button", name="Pause").click()
+    assert _wait(lambda: "paused" in status.inner_text(), 20)
+    time.sleep(0.6)
+    paused_at = _frames(page)
+    time.sleep(1.5)
+    assert _frames(page) == paused_at
+    text = status.inner_text()
+    assert re.search(r"step \d+ · objective [-\d.e+]+ · [\d.]+ steps/s · cpu · paused", text), text
+
+
+def test_jupyterlab_session(page: Any, lab_url: str) -> None:
+    page.goto(f"{lab_url}/lab/tree/quickstart.ipynb")
+    page.wait_for_function(
+        "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
+        timeout=120_000,
+    )
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    _check_live_session(page, "jupyterlab.png")
+
+
+def test_voila_session(page: Any, voila_url: str) -> None:
+    page.goto(voila_url)
+    _check_live_session(page, "voila.png")
