@@ -109,9 +109,13 @@ class FakeSink:
         self.frames: list[Frame] = []
         self.statuses: list[dict[str, Any]] = []
         self.is_ready = ready
+        self.gone = False
 
     def ready(self) -> bool:
         return self.is_ready
+
+    def abandoned(self) -> bool:
+        return self.gone
 
     def publish(self, frame: Frame | None, status: dict[str, Any]) -> None:
         if frame is not None:
@@ -318,3 +322,19 @@ def test_close_leaves_no_thread(tiny: FeatvizModel) -> None:
         d.wait_for_steps(1)
         d.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("featviz-live")]
+
+
+def test_loop_pauses_itself_when_its_views_are_gone(tiny: FeatvizModel) -> None:
+    d = Dreamer(tiny, layer="conv2", size=32)
+    try:
+        w = d.image_widget
+        browser_says(w, {"type": "visibility", "view": "v", "visible": True})
+        assert d.wait_for_steps(3)
+        w._abandoned_since = None
+        browser_says(w, {"type": "closed", "view": "v"})  # the cell was re-run: its output is gone
+        assert not w.abandoned()  # a grace period first
+        w._abandoned_since -= 10
+        assert wait(lambda: d.runner.paused and d.controls.run.value is False)
+        assert "no view" in d.runner.status["warning"]
+    finally:
+        d.close()

@@ -13,6 +13,8 @@ Flow control (read this before changing anything here):
   when paused, so what stays on screen (and what Save stores) is lossless.
 * Any exception inside a step is caught: it goes to ``status['error']`` and ``last_error`` (the
   traceback), the image is kept, and the loop keeps serving.
+* When every browser view of the widget is gone for a few seconds (its cell re-run or cleared),
+  the sink reports ``abandoned()`` and the loop pauses itself: nothing runs that nobody sees.
 * ``stop()`` sets an event and joins; ``close()`` also drops the model and image (and frees CUDA
   memory). ``stop_all()`` stops every runner still alive in this process.
 """
@@ -56,6 +58,9 @@ class FrameSink(Protocol):
 
     def publish(self, frame: Frame | None, status: dict[str, Any]) -> None:
         """Show ``frame`` (None: status only). Called from the worker thread."""
+
+    def abandoned(self) -> bool:
+        """True when no one can see the output any more: the loop pauses itself."""
 
 
 def stop_all() -> int:
@@ -243,6 +248,10 @@ class LiveRunner:
                         self._safe_status()
                     self._wake.wait(0.1)
                     self._wake.clear()
+                    continue
+                if self.sink.abandoned():  # its views are gone (cell re-run or cleared)
+                    self._paused = True
+                    self.status["warning"] = "Paused: no view of this widget is left on screen."
                     continue
                 assert self.renderer is not None
                 t0 = time.perf_counter()

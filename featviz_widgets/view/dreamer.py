@@ -94,6 +94,12 @@ class _Sink:
         if d is not None:
             d._show(frame, status)
 
+    def abandoned(self) -> bool:
+        d = self._dreamer()
+        if d is None:
+            return True
+        return isinstance(d.image_widget, LiveImage) and d.image_widget.abandoned()
+
 
 class Dreamer(W.HBox):
     """Live feature visualization of ``model`` (the embedded EfficientNet-Lite0 by default).
@@ -276,6 +282,8 @@ class Dreamer(W.HBox):
             self.plot.value = sparkline(list(self.runner.history)[-200:])
         if self.controls.mode.value == "class":
             self._refresh_unit_name()
+        if status.get("state") == "paused" and self.controls.run.value:
+            self.controls.run.value = False  # the loop paused itself: keep the button truthful
         if status.get("error") and self.runner.last_error:
             self.last_error = self.runner.last_error
 

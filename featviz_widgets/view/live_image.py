@@ -49,6 +49,7 @@ class LiveImage(anywidget.AnyWidget):
         self._last_ack_time = time.monotonic()
         self._views: dict[str, bool] = {}  # view id -> visible
         self.views_seen = False
+        self._abandoned_since: float | None = None
         self._state_lock = threading.Lock()
         self.on_msg(self._handle_message)
 
@@ -62,8 +63,11 @@ class LiveImage(anywidget.AnyWidget):
             elif kind == "visibility":
                 self._views[str(content.get("view"))] = bool(content.get("visible"))
                 self.views_seen = True
+                self._abandoned_since = None
             elif kind == "closed":
                 self._views.pop(str(content.get("view")), None)
+                if not self._views:
+                    self._abandoned_since = time.monotonic()
 
     @property
     def visible(self) -> bool:
@@ -74,6 +78,13 @@ class LiveImage(anywidget.AnyWidget):
     def view_count(self) -> int:
         with self._state_lock:
             return len(self._views)
+
+    def abandoned(self, grace: float = 5.0) -> bool:
+        """True when every view that ever showed this widget has been gone for ``grace`` seconds
+        (its cell was re-run or cleared): nobody can see the loop any more."""
+        with self._state_lock:
+            since = self._abandoned_since
+            return since is not None and not self._views and time.monotonic() - since > grace
 
     @property
     def in_flight(self) -> int:
