@@ -11,6 +11,7 @@ import base64
 import io
 import threading
 import time
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,21 @@ def stop_all() -> int:
     from ..runner.live import stop_all as stop_runners
 
     return len(alive) + stop_runners()
+
+
+def _check_ipykernel() -> None:
+    """ipykernel 7.0.0 and 7.0.1 drop comm messages sent from threads (fixed in 7.1.0)."""
+    try:
+        import ipykernel
+    except ImportError:
+        return
+    if ipykernel.__version__ in ("7.0.0", "7.0.1"):
+        warnings.warn(
+            f"ipykernel {ipykernel.__version__} rejects widget updates from background threads, so the live "
+            "image would never update. Install ipykernel>=7.1 (or 6.x): pip install -U ipykernel",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _current_cell_id() -> str | None:
@@ -125,6 +141,7 @@ class Dreamer(W.HBox):
         replace_same_cell: bool = True,
         display_size: int = 384,
     ) -> None:
+        _check_ipykernel()
         if backend not in ("anywidget", "image"):
             raise FeatvizError(f"backend must be 'anywidget' or 'image', got {backend!r}.")
         self.model = model if isinstance(model, FeatvizModel) else load_model(model)
