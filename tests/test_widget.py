@@ -338,3 +338,12 @@ def test_loop_pauses_itself_when_its_views_are_gone(tiny: FeatvizModel) -> None:
         assert "no view" in d.runner.status["warning"]
     finally:
         d.close()
+
+
+def test_never_displayed_widget_pauses_after_grace() -> None:
+    w = LiveImage()
+    assert not w.abandoned(never_shown_grace=60)
+    w._created -= 61
+    assert w.abandoned(never_shown_grace=60)
+    browser_says(w, {"type": "visibility", "view": "v", "visible": False})  # a view exists, off-screen
+    assert not w.abandoned(never_shown_grace=60)

@@ -50,6 +50,7 @@ class LiveImage(anywidget.AnyWidget):
         self._views: dict[str, bool] = {}  # view id -> visible
         self.views_seen = False
         self._abandoned_since: float | None = None
+        self._created = time.monotonic()
         self._state_lock = threading.Lock()
         self.on_msg(self._handle_message)
 
@@ -79,12 +80,19 @@ class LiveImage(anywidget.AnyWidget):
         with self._state_lock:
             return len(self._views)
 
-    def abandoned(self, grace: float = 5.0) -> bool:
-        """True when every view that ever showed this widget has been gone for ``grace`` seconds
-        (its cell was re-run or cleared): nobody can see the loop any more."""
+    def abandoned(self, grace: float = 5.0, never_shown_grace: float = 120.0) -> bool:
+        """True when nobody can see the loop any more: every view that showed this widget has
+        been gone for ``grace`` seconds (its cell was re-run or cleared), or no view at all has
+        appeared within ``never_shown_grace`` seconds of its creation (a server-side run that
+        no browser ever opened)."""
+        now = time.monotonic()
         with self._state_lock:
+            if self._views:
+                return False
+            if not self.views_seen:
+                return now - self._created > never_shown_grace
             since = self._abandoned_since
-            return since is not None and not self._views and time.monotonic() - since > grace
+            return since is not None and now - since > grace
 
     @property
     def in_flight(self) -> int:

@@ -3,9 +3,11 @@ Python Playwright in Debian's /usr/bin/chromium (never a Playwright-downloaded b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +51,36 @@ def _wait_http(proc: subprocess.Popen[bytes], url: str, timeout: float = 90.0) -
         except Exception:
             time.sleep(0.25)
     raise TimeoutError(url)
+
+
+def _wait_port(proc: subprocess.Popen[bytes], port: int, timeout: float = 90.0) -> None:
+    """Wait for a listening socket without an HTTP request (a GET on Voila's / runs the notebook)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.25)
+    raise TimeoutError(port)
+
+
+def _start(args: list[str], log_path: Path) -> tuple[subprocess.Popen[bytes], Any]:
+    """A server in its own process group, so teardown also ends the kernels it started."""
+    log = open(log_path, "wb")  # noqa: SIM115 - closed by _stop
+    proc = subprocess.Popen(args, env=_isolated_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, log
+
+
+def _stop(proc: subprocess.Popen[bytes], log: Any) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
 
 
 @pytest.fixture(scope="session")
@@ -97,15 +129,12 @@ def lab_url(notebook_dir: Path) -> Iterator[str]:
     ]
     if os.geteuid() == 0:
         args.append("--allow-root")
-    log = open(notebook_dir / "lab.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(args, env=_isolated_env(), stdout=log, stderr=subprocess.STDOUT)
+    proc, log = _start(args, notebook_dir / "lab.log")
     try:
         _wait_http(proc, f"http://127.0.0.1:{port}/api/status")
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
+        _stop(proc, log)
 
 
 @pytest.fixture(scope="session")
@@ -120,15 +149,12 @@ def voila_url(notebook_dir: Path) -> Iterator[str]:
         "--Voila.ip=127.0.0.1",
         f"--port={port}",
     ]
-    log = open(notebook_dir / "voila.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(args, env=_isolated_env(), stdout=log, stderr=subprocess.STDOUT)
+    proc, log = _start(args, notebook_dir / "voila.log")
     try:
-        _wait_http(proc, f"http://127.0.0.1:{port}/")
+        _wait_port(proc, port)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
+        _stop(proc, log)
 
 
 @pytest.fixture(scope="session")
