@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import time
+from typing import Any
+
+import comm
 import pytest
 import torch
+from comm.base_comm import BaseComm
 from torch import nn
 
 from featviz_widgets.engine.models import FeatvizModel, wrap_module
@@ -32,3 +37,40 @@ class TinyNet(nn.Module):
 def tiny() -> FeatvizModel:
     torch.manual_seed(0)
     return wrap_module(TinyNet(), input_size=32, name="tiny")
+
+
+# --- widget helpers: a recording comm stands in for the browser --------------------------------
+
+
+class RecordingComm(BaseComm):
+    def __init__(self, **kwargs: Any) -> None:
+        self.sent: list[tuple[str, dict[str, Any], list[bytes]]] = []
+        super().__init__(**kwargs)
+
+    def publish_msg(
+        self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any
+    ) -> None:
+        self.sent.append((msg_type, data or {}, list(buffers or [])))
+
+
+@pytest.fixture
+def comms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
+
+
+def updates(widget: Any) -> list[dict[str, Any]]:
+    return [d for t, d, _ in widget.comm.sent if t == "comm_msg" and d.get("method") == "update"]
+
+
+def browser_says(widget: Any, content: dict[str, Any]) -> None:
+    """Simulate a custom message from the front end (model.send in JS)."""
+    widget.comm.handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
+
+
+def wait(cond: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False

@@ -27,7 +27,9 @@ w.close()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["quickstart.ipynb", "regularizers_lab.ipynb"])
+@pytest.mark.parametrize(
+    "name", ["quickstart.ipynb", "regularizers_lab.ipynb", "directions.ipynb", "deepdream_photo.ipynb"]
+)
 def test_notebook_runs(name: str, tmp_path: Path) -> None:
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(CHECK))

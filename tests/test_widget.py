@@ -7,9 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import comm
 import pytest
-from comm.base_comm import BaseComm
 
 from featviz_widgets.engine import RenderSettings
 from featviz_widgets.engine.models import FeatvizModel
@@ -19,30 +17,9 @@ from featviz_widgets.runner.live import Frame, LiveRunner, stop_all
 from featviz_widgets.runner.target import Target
 from featviz_widgets.view import Dreamer, LiveImage
 
+from .conftest import browser_says, updates, wait
 
-class RecordingComm(BaseComm):
-    def __init__(self, **kwargs: Any) -> None:
-        self.sent: list[tuple[str, dict[str, Any], list[bytes]]] = []
-        super().__init__(**kwargs)
-
-    def publish_msg(
-        self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any
-    ) -> None:
-        self.sent.append((msg_type, data or {}, list(buffers or [])))
-
-
-@pytest.fixture(autouse=True)
-def comms(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
-
-
-def updates(widget: Any) -> list[dict[str, Any]]:
-    return [d for t, d, _ in widget.comm.sent if t == "comm_msg" and d.get("method") == "update"]
-
-
-def browser_says(widget: Any, content: dict[str, Any]) -> None:
-    """Simulate a custom message from the front end (model.send in JS)."""
-    widget.comm.handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
+pytestmark = pytest.mark.usefixtures("comms")
 
 
 def frame(step: int = 1) -> Frame:
@@ -121,15 +98,6 @@ class FakeSink:
         if frame is not None:
             self.frames.append(frame)
         self.statuses.append(status)
-
-
-def wait(cond: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.fixture
@@ -347,3 +315,23 @@ def test_never_displayed_widget_pauses_after_grace() -> None:
     assert w.abandoned(never_shown_grace=60)
     browser_says(w, {"type": "visibility", "view": "v", "visible": False})  # a view exists, off-screen
     assert not w.abandoned(never_shown_grace=60)
+
+
+def test_hiding_mode_specific_controls_hides_only_them(dreamer: Dreamer) -> None:
+    c = dreamer.controls
+    assert c.unit_b.layout.display == "none" and c.alpha.layout.display == "none"  # channel mode
+    layouts = [w.layout for w in c.all()]
+    assert len({id(layout) for layout in layouts}) == len(layouts)  # none shared
+    assert c.mode.layout.display != "none" and c.layer.layout.display != "none" and c.lr.layout.display != "none"
+    c.mode.value = "mix"
+    assert c.unit_b.layout.display != "none" and c.direction_seed.layout.display == "none"
+
+
+def test_view_that_stops_acknowledging_counts_as_gone() -> None:
+    w = LiveImage()
+    browser_says(w, {"type": "visibility", "view": "v", "visible": True})
+    w.show(frame())
+    assert not w.abandoned()
+    w.silent_view_timeout = 0.0
+    w._last_ack_time -= 10  # the tab was closed without a goodbye
+    assert w.abandoned(grace=5.0) and w.view_count == 0

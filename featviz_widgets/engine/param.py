@@ -84,6 +84,7 @@ class ImageParam(nn.Module):
         sd: float = 0.01,
         seed: int = 0,
         init: torch.Tensor | None = None,
+        shared: bool = False,
     ) -> None:
         super().__init__()
         height, width = (size, size) if isinstance(size, int) else size
@@ -99,12 +100,21 @@ class ImageParam(nn.Module):
         self.basis: nn.Module = (
             FourierBasis(batch, height, width, sd, decay, gen) if fourier else PixelBasis(batch, height, width, sd, gen)
         )
+        # A component common to every image of the batch: images that differ only in their
+        # objective then line up (Distill's aligned interpolation).
+        self.shared: nn.Module | None = None
+        if shared:
+            self.shared = (
+                FourierBasis(1, height, width, sd, decay, gen) if fourier else PixelBasis(1, height, width, sd, gen)
+            )
         self.register_buffer("color", COLOR_MATRIX.clone())
         if init is not None:
             self.set_image(init)
 
     def forward(self) -> torch.Tensor:
         x = self.basis()
+        if self.shared is not None:
+            x = x + self.shared()
         if self.decorrelate:
             x = torch.einsum("bchw,dc->bdhw", x, self.color)
         return torch.sigmoid(x)
@@ -121,6 +131,8 @@ class ImageParam(nn.Module):
         pre = torch.logit(img.clamp(0.02, 0.98))
         if self.decorrelate:
             pre = torch.einsum("bchw,dc->bdhw", pre, torch.linalg.inv(self.color))
+        if self.shared is not None:
+            self.shared.set_image(torch.zeros_like(pre[:1]))
         self.basis.set_image(pre)
 
 

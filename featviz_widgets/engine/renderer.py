@@ -107,6 +107,7 @@ class Renderer:
             decorrelate=s.decorrelate,
             decay=s.decay,
             seed=s.seed,
+            shared=s.shared,
         ).to(self.device)
         start = keep if keep is not None else self._init_image
         if start is not None:
@@ -143,6 +144,10 @@ class Renderer:
             self.optimizer = torch.optim.Adam(self.param.parameters(), lr=self.settings.lr)
         else:
             self.reset()
+
+    def set_init_image(self, image: torch.Tensor | Image.Image | None) -> None:
+        """Start image for resets from now on (None: noise). Call ``reset()`` to use it."""
+        self._init_image = _image_tensor(image) if image is not None else None
 
     def reset(self, seed: int | None = None) -> None:
         """Restart from noise (the current seed, or a new one)."""
@@ -262,7 +267,7 @@ def render(
     objective: Objective | str = "blocks.8:5",
     *,
     steps: int = 256,
-    size: int = 224,
+    size: int | tuple[int, int] = 224,
     seed: int = 0,
     progress: bool = True,
     init_image: torch.Tensor | Image.Image | None = None,

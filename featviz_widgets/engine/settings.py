@@ -45,7 +45,7 @@ def check_int(name: str, value: Any, low: int, high: int) -> int:
 class RenderSettings:
     """Everything that decides the image, apart from the model and the objective."""
 
-    size: int = 224  # canvas side in pixels (16..4096)
+    size: int | tuple[int, int] = 224  # canvas side, or (height, width), in pixels (16..4096)
     batch: int = 1  # images optimized together
     lr: float = 0.05  # Adam learning rate
     l1: float = 0.0  # weight of the L1 penalty (pixels toward grey)
@@ -57,9 +57,15 @@ class RenderSettings:
     decay: float = 1.0  # Fourier scaling exponent: 1/f^decay
     seed: int = 0
     input_size: int | None = None  # side fed to the model (None: the canvas size)
+    shared: bool = False  # add one component shared by the whole batch (aligned interpolations)
 
     def __post_init__(self) -> None:
-        check_size(self.size)
+        if isinstance(self.size, (tuple, list)):
+            if len(self.size) != 2:
+                raise InvalidSettingError(f"size must be an integer or (height, width), got {self.size!r}.")
+            object.__setattr__(self, "size", (check_size(self.size[0]), check_size(self.size[1])))
+        else:
+            check_size(self.size)
         check_int("batch", self.batch, 1, 4096)
         _number("learning rate", self.lr, 0.0, MAX_LR, low_open=True)
         for name in ("l1", "tv", "blur"):

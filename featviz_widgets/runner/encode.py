@@ -36,3 +36,28 @@ def encode(image: np.ndarray, fmt: str = "jpeg", quality: int = JPEG_QUALITY) ->
     else:
         raise ValueError(f"Unknown frame format {fmt!r}; valid: 'jpeg', 'png'.")
     return buf.getvalue()
+
+
+def tile_index(x: int, y: int, n: int, height: int, width: int, gap: int = 2) -> int | None:
+    """Which image of a ``tile`` grid of ``n`` (height x width) images contains pixel (x, y);
+    None for the gaps and outside."""
+    if n <= 0 or x < 0 or y < 0:
+        return None
+    cols = 1 if n == 1 else math.ceil(math.sqrt(n))
+    col, cx = divmod(x, width + gap)
+    row, cy = divmod(y, height + gap)
+    if col >= cols or cx >= width or cy >= height:
+        return None
+    index = row * cols + col
+    return index if index < n else None
+
+
+def gif(frames: list[np.ndarray], fps: float = 12.0) -> bytes:
+    """An animated GIF of (H, W, 3) uint8 frames (all resized to the last frame's size)."""
+    if not frames:
+        raise ValueError("No frames recorded yet: let the optimization run for a few steps.")
+    size = (frames[-1].shape[1], frames[-1].shape[0])
+    images = [Image.fromarray(f, "RGB").resize(size) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    return buf.getvalue()

@@ -117,6 +117,10 @@ class LiveRunner:
             "error": "",
             "warning": "",
         }
+        # Small thumbnails every few steps for the time-lapse export (bounded memory).
+        self.timelapse: deque[np.ndarray] = deque(maxlen=240)
+        self.timelapse_every = 4
+        self.changed_since_reset = False  # a live change makes the run not reproducible by render()
         self._frames_sent = 0
         self._last_frame_step = -1
         self._png_sent_for: tuple[int, int] = (-1, -1)
@@ -153,6 +157,16 @@ class LiveRunner:
             RenderSettings().replace(seed=seed)
         with self._lock:
             self._pending["reset"] = seed
+            self.generation += 1
+        self._wake.set()
+
+    def start_from(self, photo: torch.Tensor | None) -> None:
+        """Restart the optimization from ``photo`` (1x3xHxW in [0, 1]; the canvas takes its
+        aspect ratio with the longest side at the current size), or from noise with None."""
+        if photo is not None and (not isinstance(photo, torch.Tensor) or photo.dim() != 4 or photo.shape[:2] != (1, 3)):
+            raise InvalidSettingError("start_from needs a 1x3xHxW image tensor in [0, 1], or None for noise.")
+        with self._lock:
+            self._pending["photo"] = None if photo is None else photo.detach().cpu()
             self.generation += 1
         self._wake.set()
 
@@ -222,10 +236,26 @@ class LiveRunner:
                 r.set_objective(target.objective(self._channels(target)), keep_image=keep)
                 self.target = target
                 self.history.clear()
+            if "photo" in pending:
+                photo = pending["photo"]
+                side = max(r.settings.size) if isinstance(r.settings.size, tuple) else r.settings.size
+                r.set_init_image(photo)
+                if photo is None:
+                    r.update(keep_image=False, size=side)
+                else:
+                    h, w = photo.shape[-2:]
+                    scale = side / max(h, w)
+                    r.update(keep_image=False, size=(max(16, round(h * scale)), max(16, round(w * scale))))
+                r.reset()
+                self.settings = r.settings
+                self.history.clear()
+                self.timelapse.clear()
             if "reset" in pending:
                 r.reset(seed=pending["reset"])
                 self.settings = r.settings
                 self.history.clear()
+                self.timelapse.clear()
+            self.changed_since_reset = "reset" not in pending or len(pending) > 1
             self.status["error"] = ""
         except FeatvizError as exc:  # validated on set(), but the model may disagree: keep going
             self.status["error"] = str(exc)
@@ -258,6 +288,8 @@ class LiveRunner:
                 info = self.renderer.step()
                 rate_window.append(time.perf_counter() - t0)
                 self.history.append(info.objective)
+                if info.step % self.timelapse_every == 0:
+                    self.timelapse.append(_thumbnail(self.renderer))
                 self.status.update(
                     step=info.step,
                     objective=info.objective,
@@ -306,3 +338,19 @@ class LiveRunner:
             self.sink.publish(None, dict(self.status))
         except Exception:  # a closed view must not kill the worker
             self.last_error = traceback.format_exc()
+
+
+def _thumbnail(renderer: Renderer, side: int = 160) -> np.ndarray:
+    """The current image (or grid) shrunk to at most ``side`` pixels, as uint8 HxWx3."""
+    img = renderer.image()
+    h, w = img.shape[-2:]
+    if max(h, w) > side:
+        scale = side / max(h, w)
+        img = torch.nn.functional.interpolate(
+            img,
+            (max(1, round(h * scale)), max(1, round(w * scale))),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
+    return tile(to_uint8(img))

@@ -11,6 +11,7 @@ from ..runner.target import MODES
 # Slider strength 1.0 maps to these engine weights: where each penalty clearly dominates a
 # typical channel objective (measured on Lite0 blocks.8 at 128 px; see README).
 PENALTY_SCALE = {"l1": 500.0, "tv": 1000.0, "blur": 30000.0}
+DIVERSITY_SCALE = 50.0  # diversity slider 1.0 = this weight of the Diversity term
 SIZES = (64, 96, 128, 160, 192, 224, 256, 320, 384, 512)
 MODE_LABELS = {
     "channel": "Channel",
@@ -18,10 +19,16 @@ MODE_LABELS = {
     "deepdream": "DeepDream (whole layer)",
     "class": "Class logit",
     "direction": "Random direction",
+    "mix": "Mix two channels (alpha)",
 }
 assert set(MODE_LABELS) <= set(MODES)
 
-_WIDE = W.Layout(width="340px")
+
+def _wide() -> W.Layout:
+    # A new Layout per widget: a shared one would hide every control when one is hidden.
+    return W.Layout(width="340px")
+
+
 _STYLE = {"description_width": "110px"}
 
 
@@ -31,6 +38,10 @@ class Controls:
     layer: W.Dropdown
     unit: W.IntSlider
     unit_name: W.HTML
+    unit_b: W.IntSlider
+    alpha: W.FloatSlider
+    batch: W.IntSlider
+    diversity: W.FloatSlider
     direction_seed: W.BoundedIntText
     new_direction: W.Button
     lr: W.FloatLogSlider
@@ -82,7 +93,7 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             description=description,
             tooltip=tooltip,
             readout_format=".2f",
-            layout=_WIDE,
+            layout=_wide(),
             style=_STYLE,
         )
 
@@ -91,12 +102,27 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             options=[(label, key) for key, label in MODE_LABELS.items()],
             value="channel",
             description="objective",
-            layout=_WIDE,
+            layout=_wide(),
             style=_STYLE,
         ),
-        layer=W.Dropdown(options=layer_options, value=layer, description="layer", layout=_WIDE, style=_STYLE),
-        unit=W.IntSlider(0, min=0, max=1, description="channel", layout=_WIDE, style=_STYLE),
+        layer=W.Dropdown(options=layer_options, value=layer, description="layer", layout=_wide(), style=_STYLE),
+        unit=W.IntSlider(0, min=0, max=1, description="channel", layout=_wide(), style=_STYLE),
         unit_name=W.HTML("", layout=W.Layout(margin="0 0 0 118px")),
+        unit_b=W.IntSlider(1, min=0, max=1, description="channel B", layout=_wide(), style=_STYLE),
+        alpha=W.FloatSlider(
+            0.5, min=0.0, max=1.0, step=0.05, description="alpha (A vs B)", layout=_wide(), style=_STYLE
+        ),
+        batch=W.IntSlider(
+            1,
+            min=1,
+            max=9,
+            description="images",
+            tooltip="Images optimized together (a grid)",
+            continuous_update=False,
+            layout=_wide(),
+            style=_STYLE,
+        ),
+        diversity=slider("diversity", "Push the images of the batch apart (needs 2+ images)"),
         direction_seed=W.BoundedIntText(
             0,
             min=0,
@@ -116,7 +142,7 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             step=0.1,
             description="learning rate",
             readout_format=".3f",
-            layout=_WIDE,
+            layout=_wide(),
             style=_STYLE,
         ),
         l1=slider("L1", "Pull pixels toward grey"),
@@ -129,17 +155,17 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             step=0.05,
             description="transforms",
             tooltip="Strength of random jitter, scale and rotation",
-            layout=_WIDE,
+            layout=_wide(),
             style=_STYLE,
         ),
         size=W.Dropdown(
             options=[(f"{s} px", s) for s in sorted({*SIZES, size})],
             value=size,
             description="image size",
-            layout=_WIDE,
+            layout=_wide(),
             style=_STYLE,
         ),
-        seed=W.BoundedIntText(seed, min=0, max=2**31 - 1, description="seed", layout=_WIDE, style=_STYLE),
+        seed=W.BoundedIntText(seed, min=0, max=2**31 - 1, description="seed", layout=_wide(), style=_STYLE),
         keep_image=W.Checkbox(True, description="keep image when the target changes (warm start)", indent=False),
         run=W.ToggleButton(
             True,

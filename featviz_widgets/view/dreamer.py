@@ -8,6 +8,7 @@ frames and status through ``_Sink`` (from its own thread); nothing else writes t
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import threading
 import time
@@ -23,12 +24,13 @@ from PIL import Image
 from ..engine import RenderSettings, list_layers, load_model, main_layers
 from ..engine.models import LOGITS, FeatvizModel
 from ..errors import FeatvizError
-from ..export import save_png
-from ..runner.encode import encode, tile
+from ..export import read_settings, save_png
+from ..runner.encode import encode, gif, tile
 from ..runner.live import Frame, LiveRunner
 from ..runner.target import Target
-from .controls import PENALTY_SCALE, build_controls
+from .controls import DIVERSITY_SCALE, PENALTY_SCALE, build_controls
 from .live_image import LiveImage
+from .panels import ExplorePanel, ExportPanel, Job, PhotoPanel
 
 _DREAMERS: weakref.WeakSet[Dreamer] = weakref.WeakSet()
 _BY_CELL: dict[str, weakref.ReferenceType[Dreamer]] = {}
@@ -176,13 +178,34 @@ class Dreamer(W.HBox):
         self._status_lock = threading.Lock()
         settings = RenderSettings(size=size, lr=lr, seed=seed)
         self.runner = LiveRunner(self.model, self._target(), settings, _Sink(self), fps=fps)
+        self.progress = W.IntProgress(
+            0, min=0, max=1, description="", layout=W.Layout(width="360px", visibility="hidden")
+        )
+        self.job = Job(self, self.progress)
+        self.explore = ExplorePanel(self, self.job)
+        self.photo = PhotoPanel(self, self.job)
+        self.export = ExportPanel(self)
+        # A row of toggle buttons switching panels, rather than ipywidgets.Tab: Tab's stacked
+        # panel squeezes tall content to a fixed height in JupyterLab 4.
+        self.pages = {
+            "Controls": c.panel(),
+            "Explore": self.explore.widget,
+            "Photo": self.photo.widget,
+            "Export": self.export.widget,
+        }
+        self.page_picker = W.ToggleButtons(options=list(self.pages), value="Controls", style={"button_width": "84px"})
+        self.page_picker.observe(lambda ch: self._show_page(ch["new"]), names="value")
+        self._show_page("Controls")
+        for page in self.pages.values():
+            page.layout.flex = "0 0 auto"  # never squeeze a panel's rows
+        self.tabs = W.VBox([self.page_picker, *self.pages.values()], layout=W.Layout(flex="0 0 auto"))
         super().__init__(
             [
                 W.VBox(
-                    [self.image_widget, self.plot, self.status, self.download_link],
+                    [self.image_widget, self.plot, self.status, self.progress, self.download_link],
                     layout=W.Layout(width=f"{display_size + 16}px", align_items="flex-start"),
                 ),
-                c.panel(),
+                self.tabs,
             ],
             layout=W.Layout(align_items="flex-start", flex_flow="row wrap"),
         )
@@ -200,17 +223,28 @@ class Dreamer(W.HBox):
         else:
             c.run.value = False
 
+    def _show_page(self, name: str) -> None:
+        for key, page in self.pages.items():
+            page.layout.display = "flex" if key == name else "none"
+
     # --- controls -> runner ---------------------------------------------------------------------
     def _target(self) -> Target:
         c = self.controls
         return Target(
-            mode=c.mode.value, layer=c.layer.value, unit=int(c.unit.value), direction_seed=int(c.direction_seed.value)
+            mode=c.mode.value,
+            layer=c.layer.value,
+            unit=int(c.unit.value),
+            direction_seed=int(c.direction_seed.value),
+            unit_b=int(c.unit_b.value),
+            alpha=float(c.alpha.value),
+            diversity=float(c.diversity.value) * DIVERSITY_SCALE,
         )
 
     def _wire(self) -> None:
         c = self.controls
-        for w in (c.mode, c.layer, c.unit, c.direction_seed):
+        for w in (c.mode, c.layer, c.unit, c.direction_seed, c.unit_b, c.alpha, c.diversity):
             w.observe(self._on_target, names="value")
+        c.batch.observe(lambda ch: self._set(batch=int(ch["new"])), names="value")
         c.lr.observe(lambda ch: self._set(lr=float(ch["new"])), names="value")
         for name in ("l1", "tv", "blur"):
             getattr(c, name).observe(
@@ -251,11 +285,13 @@ class Dreamer(W.HBox):
                 c.unit.description = "class"
                 c.unit.max = self._infos[LOGITS].channels - 1
             else:
-                c.unit.description = "channel"
+                c.unit.description = "channel A" if mode == "mix" else "channel"
                 c.unit.max = max(self._infos[c.layer.value].channels - 1, 0)
+            c.unit_b.max = max(self._infos[c.layer.value].channels - 1, 0)
             c.unit.disabled = mode in ("deepdream", "direction")
             c.layer.disabled = mode == "class"
         c.direction_seed.layout.display = c.new_direction.layout.display = "" if mode == "direction" else "none"
+        c.unit_b.layout.display = c.alpha.layout.display = "" if mode == "mix" else "none"
         self._refresh_unit_name()
 
     def _refresh_unit_name(self) -> None:
@@ -333,9 +369,70 @@ class Dreamer(W.HBox):
         return None if arr is None else Image.fromarray(tile(arr), "RGB")
 
     def settings(self) -> dict[str, Any]:
-        """The settings that reproduce the current picture (model, objective, every setting)."""
+        """The settings that reproduce the current picture (model, objective, target, every setting)."""
         r = self.runner.renderer
-        return r.record() if r is not None else {"model": self.model.name, **self.runner.settings.as_dict()}
+        record = r.record() if r is not None else {"model": self.model.name, **self.runner.settings.as_dict()}
+        record["target"] = dataclasses.asdict(self.runner.target)
+        return record
+
+    def code(self) -> str:
+        """The headless ``render(...)`` call that reproduces the current image (same seed)."""
+        r = self.runner.renderer
+        if r is None:
+            raise FeatvizError("No image yet: the optimization has not made a step.")
+        s = r.settings
+        kwargs = ", ".join(
+            f"{f.name}={getattr(s, f.name)!r}" for f in dataclasses.fields(s) if f.name not in ("size", "seed")
+        )
+        note = (
+            "# Settings changed during the live run: this renders the current settings from the start.\n"
+            if self.runner.changed_since_reset
+            else ""
+        )
+        return (
+            f"{note}from featviz_widgets import *\n"
+            "from featviz_widgets.engine import TransformConfig\n\n"
+            f"result = render(load_model({self.model.name!r}), {r.objective!r}, steps={r.step_count}, "
+            f"size={s.size!r}, seed={s.seed}, progress=False, {kwargs})\n"
+            "result.image"
+        )
+
+    def timelapse_gif(self, path: str | Path | None = None, fps: float = 12.0) -> bytes:
+        """An animated GIF of the optimization so far (a frame every few steps); written to
+        ``path`` only when given."""
+        data = gif(list(self.runner.timelapse), fps)
+        if path is not None:
+            Path(path).write_bytes(data)
+        return data
+
+    def load(self, source: str | Path | bytes) -> None:
+        """Apply the settings stored in a PNG saved by ``save`` (path or file bytes)."""
+        import io as _io
+
+        data = read_settings(_io.BytesIO(source) if isinstance(source, bytes) else source)
+        target = data.get("target") or {}
+        c = self.controls
+        with self.hold_trait_notifications():
+            if target.get("mode") in dict(c.mode.options).values():
+                c.mode.value = target["mode"]
+            if target.get("layer") in dict(c.layer.options).values():
+                c.layer.value = target["layer"]
+            self._refresh_unit()
+        for name, widget in (("unit", c.unit), ("unit_b", c.unit_b), ("direction_seed", c.direction_seed)):
+            if isinstance(target.get(name), int):
+                widget.value = min(target[name], widget.max)
+        if isinstance(target.get("alpha"), (int, float)):
+            c.alpha.value = float(target["alpha"])
+        c.lr.value = float(data.get("lr", c.lr.value))
+        for name in ("l1", "tv", "blur"):
+            getattr(c, name).value = min(float(data.get(name, 0.0)) / PENALTY_SCALE[name], 1.0)
+        if isinstance(data.get("transform"), dict):
+            c.transform.value = float(data["transform"].get("strength", 1.0))
+        size = data.get("size")
+        if isinstance(size, int) and size in dict(c.size.options).values():
+            c.size.value = size
+        if isinstance(data.get("seed"), int):
+            c.seed.value = data["seed"]
 
     def save(self, path: str | Path) -> Path:
         """Write the current picture as PNG (with its settings in the metadata) to ``path``."""
@@ -374,8 +471,11 @@ class Dreamer(W.HBox):
         if self._closed:
             return
         self._closed = True
+        self.job.stop()
         self.runner.close()
-        for w in (*self.controls.all(), self.image_widget, self.plot, self.status, self.download_link):
+        for child in self.children:
+            _close_tree(child)
+        for w in self.controls.all():  # hidden ones too
             w.close()
         _DREAMERS.discard(self)
         super().close()
@@ -399,6 +499,12 @@ def _describe(target: Target, class_names: list[str] | None) -> str:
     if target.mode == "direction":
         return f"{target.layer} direction #{target.direction_seed}"
     return f"{target.layer} {target.mode} {target.unit}"
+
+
+def _close_tree(widget: W.Widget) -> None:
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()
 
 
 def _escape(text: str) -> str:

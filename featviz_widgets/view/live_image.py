@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 import anywidget
+import numpy as np
 import traitlets
 
+from ..runner.encode import encode
 from ..runner.live import Frame
 
 
@@ -45,18 +48,25 @@ class LiveImage(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self.max_in_flight = max_in_flight
         self.ack_timeout = ack_timeout
+        self.silent_view_timeout = 15.0
         self.acked = 0
         self._last_ack_time = time.monotonic()
         self._views: dict[str, bool] = {}  # view id -> visible
         self.views_seen = False
         self._abandoned_since: float | None = None
         self._created = time.monotonic()
+        self._click_callbacks: list[Callable[[int, int], None]] = []
         self._state_lock = threading.Lock()
         self.on_msg(self._handle_message)
 
     # --- messages from the browser (kernel main thread) ---------------------------------------
     def _handle_message(self, _widget: object, content: dict[str, Any], _buffers: list[bytes]) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "click":  # outside the lock: callbacks may read this widget's state
+            x, y = int(content.get("x", -1)), int(content.get("y", -1))
+            for callback in list(self._click_callbacks):
+                callback(x, y)
+            return
         with self._state_lock:
             if kind == "ack":
                 self.acked = max(self.acked, int(content.get("seq", 0)))
@@ -70,6 +80,14 @@ class LiveImage(anywidget.AnyWidget):
                 if not self._views:
                     self._abandoned_since = time.monotonic()
 
+    def on_click(self, callback: Callable[[int, int], None]) -> None:
+        """Call ``callback(x, y)`` (frame pixels) when a view of this image is clicked."""
+        self._click_callbacks.append(callback)
+
+    def show_image(self, image: np.ndarray, fmt: str = "png") -> None:
+        """Show a still (H, W, 3) uint8 image, e.g. a gallery sheet."""
+        self.show(Frame(encode(image, fmt), f"image/{fmt}", image.shape[1], image.shape[0], 0))
+
     @property
     def visible(self) -> bool:
         with self._state_lock:
@@ -82,11 +100,15 @@ class LiveImage(anywidget.AnyWidget):
 
     def abandoned(self, grace: float = 5.0, never_shown_grace: float = 120.0) -> bool:
         """True when nobody can see the loop any more: every view that showed this widget has
-        been gone for ``grace`` seconds (its cell was re-run or cleared), or no view at all has
-        appeared within ``never_shown_grace`` seconds of its creation (a server-side run that
-        no browser ever opened)."""
+        been gone for ``grace`` seconds (its cell was re-run or cleared; a view that leaves
+        frames unacknowledged for ``silent_view_timeout`` seconds counts as gone: its tab was
+        closed), or no view at all has appeared within ``never_shown_grace`` seconds of its
+        creation (a server-side run that no browser ever opened)."""
         now = time.monotonic()
         with self._state_lock:
+            if self._views and self.in_flight > 0 and now - self._last_ack_time > self.silent_view_timeout:
+                self._views.clear()  # frames unanswered this long: the tab was closed or crashed
+                self._abandoned_since = self._last_ack_time
             if self._views:
                 return False
             if not self.views_seen:

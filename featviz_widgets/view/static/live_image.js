@@ -69,6 +69,16 @@ function render({ model, el }) {
     }
   }
 
+  // Clicks report the position in frame pixels (the gallery maps them to a tile).
+  function onClick(event) {
+    if (!canvas.width) return;
+    const rect = canvas.getBoundingClientRect();
+    const x = Math.floor(((event.clientX - rect.left) * canvas.width) / rect.width);
+    const y = Math.floor(((event.clientY - rect.top) * canvas.height) / rect.height);
+    model.send({ type: "click", x: x, y: y });
+  }
+  canvas.addEventListener("click", onClick);
+
   model.on("change:frame", draw);
   model.on("change:display_size", fit);
   model.on("change:pixelated", fit);
@@ -77,6 +87,7 @@ function render({ model, el }) {
   draw();
   return () => {
     observer.disconnect();
+    canvas.removeEventListener("click", onClick);
     visibility(false);
     model.send({ type: "closed", view: viewId });
     model.off("change:frame", draw);
