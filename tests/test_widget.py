@@ -332,6 +332,11 @@ def test_view_that_stops_acknowledging_counts_as_gone() -> None:
     browser_says(w, {"type": "visibility", "view": "v", "visible": True})
     w.show(frame())
     assert not w.abandoned()
-    w.silent_view_timeout = 0.0
-    w._last_ack_time -= 10  # the tab was closed without a goodbye
-    assert w.abandoned(grace=5.0) and w.view_count == 0
+    w.silent_view_timeout = 10.0
+    assert not w.abandoned(grace=5.0)
+    w._unanswered_since -= 30  # the tab was closed without a goodbye 30 s ago
+    assert w.ready()  # the ack timeout lets frames go out again...
+    w.show(frame())
+    assert w.abandoned(grace=5.0) and w.view_count == 0  # ...but silence this long means nobody is there
+    browser_says(w, {"type": "visibility", "view": "v2", "visible": True})
+    assert not w.abandoned(grace=5.0)

@@ -10,6 +10,7 @@ parameters, carrying the current picture over when asked to.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -286,8 +287,12 @@ def render(
     interrupted = False
     bar = _progress(steps, progress)
     try:
-        for _ in range(steps):
-            info = renderer.step()
+        while renderer.step_count < steps:
+            try:
+                info = renderer.step()
+            except torch.OutOfMemoryError:
+                _shrink_after_oom(renderer)
+                continue
             if bar is not None:
                 bar.set_postfix(objective=f"{info.objective:.3g}", refresh=False)
                 bar.update()
@@ -298,6 +303,24 @@ def render(
             bar.close()
     record = renderer.record()
     return RenderResult(renderer.pil_images(), record, list(renderer.history), interrupted)
+
+
+def _shrink_after_oom(renderer: Renderer) -> None:
+    """Out of device memory in a headless render: halve the size (keeping the picture) and warn."""
+    size = renderer.settings.size
+    side = max(size) if isinstance(size, tuple) else size
+    if renderer.device.type == "cuda":
+        torch.cuda.empty_cache()
+    if side // 2 < 16:
+        raise InvalidSettingError(
+            f"Out of {renderer.device.type} memory even at {side} px; free memory or pass device='cpu' to load_model."
+        )
+    warnings.warn(
+        f"Out of {renderer.device.type} memory at {side} px: continuing at {side // 2} px.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    renderer.update(keep_image=True, size=side // 2)
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -104,9 +104,9 @@ class LiveRunner:
         self._paused = False
         self._pending: dict[str, Any] = {}
         self._thread: threading.Thread | None = None
+        self.settings = settings
         self._check_target(target)
         self.target = target
-        self.settings = settings
         self.renderer: Renderer | None = None
         self.status: dict[str, Any] = {
             "step": 0,
@@ -128,8 +128,8 @@ class LiveRunner:
 
     # --- called from the kernel thread: record and wake, nothing else -------------------------
     def _check_target(self, target: Target) -> None:
-        info = layer_info(self.model, target.layer_used)
-        target.objective(info.channels).check({i.name: i for i in list_layers(self.model)}, 1)
+        layers = {i.name: i for i in list_layers(self.model)}
+        target.objective(self.channels_for(target)).check(layers, self.settings.batch)
 
     def set(self, **changes: Any) -> None:
         """Change render settings (``lr``, ``l1``, ``tv``, ``blur``, ``transform_strength``,
@@ -223,7 +223,7 @@ class LiveRunner:
         with self._lock:
             pending, self._pending = self._pending, {}
         if self.renderer is None:
-            self.renderer = Renderer(self.model, self.target.objective(self._channels(self.target)), self.settings)
+            self.renderer = Renderer(self.model, self.target.objective(self.channels_for(self.target)), self.settings)
         r = self.renderer
         if not pending:
             return
@@ -233,7 +233,7 @@ class LiveRunner:
                 self.settings = r.settings
             if "target" in pending:
                 target, keep = pending["target"]
-                r.set_objective(target.objective(self._channels(target)), keep_image=keep)
+                r.set_objective(target.objective(self.channels_for(target)), keep_image=keep)
                 self.target = target
                 self.history.clear()
             if "photo" in pending:
@@ -260,8 +260,9 @@ class LiveRunner:
         except FeatvizError as exc:  # validated on set(), but the model may disagree: keep going
             self.status["error"] = str(exc)
 
-    def _channels(self, target: Target) -> int:
-        return layer_info(self.model, target.layer_used).channels
+    def channels_for(self, target: Target) -> int:
+        """The layer's channel count, which only a random direction needs to be built."""
+        return layer_info(self.model, target.layer).channels if target.mode == "direction" else 0
 
     def _run(self) -> None:
         if self.model.device.type == "cpu":
@@ -305,6 +306,8 @@ class LiveRunner:
                         self._publish("jpeg")
                     else:  # no frame now (back-pressure, hidden), but keep the status line live
                         self._safe_status()
+            except torch.OutOfMemoryError:
+                self._out_of_memory()
             except Exception as exc:  # the loop must survive anything a step can throw
                 self.last_error = traceback.format_exc()
                 self.status.update(error=f"{type(exc).__name__}: {exc}", state="error")
@@ -312,6 +315,23 @@ class LiveRunner:
                 if self._stop.wait(0.5):
                     break
         self.status["state"] = "stopped"
+        self._safe_status()
+
+    def _out_of_memory(self) -> None:
+        """Out of device memory: halve the image (keeping the picture), down to 32 px, and say so."""
+        r = self.renderer
+        if self.model.device.type == "cuda":
+            torch.cuda.empty_cache()
+        size = r.settings.size if r is not None else self.settings.size
+        side = max(size) if isinstance(size, tuple) else size
+        if r is None or side // 2 < 32:
+            self.status.update(error="Out of memory even at 32 px: close other widgets or use the CPU.", state="error")
+            self._paused = True
+            self._safe_status()
+            return
+        r.update(keep_image=True, size=max(32, side // 2))
+        self.settings = r.settings
+        self.status["warning"] = f"Out of {self.model.device.type} memory at {side} px: continuing at {side // 2} px."
         self._safe_status()
 
     def _publish(self, fmt: str) -> None:

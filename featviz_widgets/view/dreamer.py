@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..engine import RenderSettings, list_layers, load_model, main_layers
 from ..engine.models import LOGITS, FeatvizModel
-from ..errors import FeatvizError
+from ..errors import FeatvizError, InvalidSettingError
 from ..export import read_settings, save_png
 from ..runner.encode import encode, gif, tile
 from ..runner.live import Frame, LiveRunner
@@ -145,7 +145,7 @@ class Dreamer(W.HBox):
     ) -> None:
         _check_ipykernel()
         if backend not in ("anywidget", "image"):
-            raise FeatvizError(f"backend must be 'anywidget' or 'image', got {backend!r}.")
+            raise InvalidSettingError(f"backend must be 'anywidget' or 'image', got {backend!r}.")
         self.model = model if isinstance(model, FeatvizModel) else load_model(model)
         layers = [i for i in main_layers(self.model) if i.name != LOGITS]
         if not layers:
@@ -468,7 +468,7 @@ class Dreamer(W.HBox):
 
     def close(self) -> None:
         """Stop the loop, free the model's memory and close every child widget."""
-        if self._closed:
+        if getattr(self, "_closed", True):  # closed already, or __init__ failed before the loop existed
             return
         self._closed = True
         self.job.stop()

@@ -49,6 +49,7 @@ class LiveImage(anywidget.AnyWidget):
         self.max_in_flight = max_in_flight
         self.ack_timeout = ack_timeout
         self.silent_view_timeout = 15.0
+        self._unanswered_since: float | None = None  # first frame sent since the browser last spoke
         self.acked = 0
         self._last_ack_time = time.monotonic()
         self._views: dict[str, bool] = {}  # view id -> visible
@@ -62,6 +63,7 @@ class LiveImage(anywidget.AnyWidget):
     # --- messages from the browser (kernel main thread) ---------------------------------------
     def _handle_message(self, _widget: object, content: dict[str, Any], _buffers: list[bytes]) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
+        self._unanswered_since = None  # the browser is alive
         if kind == "click":  # outside the lock: callbacks may read this widget's state
             x, y = int(content.get("x", -1)), int(content.get("y", -1))
             for callback in list(self._click_callbacks):
@@ -106,9 +108,10 @@ class LiveImage(anywidget.AnyWidget):
         creation (a server-side run that no browser ever opened)."""
         now = time.monotonic()
         with self._state_lock:
-            if self._views and self.in_flight > 0 and now - self._last_ack_time > self.silent_view_timeout:
+            silent_since = self._unanswered_since
+            if self._views and silent_since is not None and now - silent_since > self.silent_view_timeout:
                 self._views.clear()  # frames unanswered this long: the tab was closed or crashed
-                self._abandoned_since = self._last_ack_time
+                self._abandoned_since = silent_since
             if self._views:
                 return False
             if not self.views_seen:
@@ -133,6 +136,8 @@ class LiveImage(anywidget.AnyWidget):
 
     # --- frames from the worker thread ---------------------------------------------------------
     def show(self, frame: Frame) -> None:
+        if self._unanswered_since is None:
+            self._unanswered_since = time.monotonic()
         if self.in_flight == 0:
             self._last_ack_time = time.monotonic()  # measure the ack timeout from the first unacked frame
         with self.hold_sync():

@@ -244,7 +244,7 @@ class ExplorePanel:
 
     def find_exemplars(self) -> None:
         target = self.d.runner.target
-        objective = target.objective(self.d._infos[target.layer_used].channels)
+        objective = target.objective(self.d.runner.channels_for(target))
         folder = self.folder.value.strip() or None
 
         def work() -> tuple[list[explore.Exemplar], float]:
@@ -381,7 +381,7 @@ class PhotoPanel:
         if photo is None:
             return
         target = self.d.runner.target
-        objective = target.objective(self.d._infos[target.layer_used].channels)
+        objective = target.objective(self.d.runner.channels_for(target))
 
         def work() -> Image.Image:
             return explore.deepdream_photo(

@@ -83,7 +83,7 @@ def _stop(proc: subprocess.Popen[bytes], log: Any) -> None:
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def notebook_dir() -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix="featviz-e2e-"))
     shutil.copy(ROOT / "notebooks" / "quickstart.ipynb", tmp / "quickstart.ipynb")
@@ -100,7 +100,7 @@ def _isolated_env() -> dict[str, str]:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # module scope: its kernels end with the browser tests
 def lab_url(notebook_dir: Path) -> Iterator[str]:
     port = _free_port()
     settings = Path(tempfile.mkdtemp())
@@ -137,7 +137,7 @@ def lab_url(notebook_dir: Path) -> Iterator[str]:
         _stop(proc, log)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def voila_url(notebook_dir: Path) -> Iterator[str]:
     port = _free_port()
     args = [
