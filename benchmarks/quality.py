@@ -1,0 +1,99 @@
+"""Quality per step: render ImageNet class logits on EfficientNet-Lite0 and ask a different
+network, EfficientNet-Lite2, what it sees. Top-1 hits at 32, 64 and 128 steps for this engine's
+defaults and for Lucent's recipe (Fourier, decorrelated colour, its standard transforms, Adam
+0.05), side by side in one run, with the seconds per step of each.
+
+    .venv/bin/pip install --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator   # for the Lucent column
+    .venv/bin/python benchmarks/quality.py [--size 224] [--no-lucent]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from featviz_widgets.engine import Renderer, load_model
+from featviz_widgets.engine.renderer import to_uint8
+
+# 15 everyday classes spread over ImageNet (animals, food, objects, scenes); chosen before any run.
+CLASSES = [1, 9, 130, 145, 291, 309, 340, 388, 417, 430, 779, 933, 949, 954, 980]
+CHECKPOINTS = (32, 64, 128)
+
+
+def judge(judge_model, images: dict[int, np.ndarray]) -> int:
+    """How many images the judge classifies as their intended class (top-1)."""
+    hits = 0
+    for klass, arr in images.items():
+        x = torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255
+        x = F.interpolate(x, (judge_model.input_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
+        with torch.no_grad():
+            hits += int(judge_model(x.to(judge_model.device)).argmax(1).item() == klass)
+    return hits
+
+
+def ours(model, klass: int, size: int) -> tuple[dict[int, np.ndarray], float]:
+    r = Renderer(model, f"logits:{klass}", size=size)
+    snaps, t0 = {}, time.perf_counter()
+    for step in range(1, max(CHECKPOINTS) + 1):
+        r.step()
+        if step in CHECKPOINTS:
+            snaps[step] = to_uint8(r.image())[0]
+    return snaps, (time.perf_counter() - t0) / max(CHECKPOINTS)
+
+
+def lucent(model, klass: int, size: int) -> tuple[dict[int, np.ndarray], float]:
+    from lucent.optvis import param, render, transform
+
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    images = render.render_vis(
+        model,
+        f"net_logits:{klass}",
+        param_f=lambda: param.image(size),
+        transforms=transform.standard_transforms,
+        thresholds=CHECKPOINTS,
+        show_image=False,
+        progress=False,
+        preprocess=False,
+        fixed_image_size=size,
+    )
+    seconds = (time.perf_counter() - t0) / max(CHECKPOINTS)
+    return {s: (img[0] * 255).round().astype(np.uint8) for s, img in zip(CHECKPOINTS, images, strict=True)}, seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--no-lucent", action="store_true")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    model, judge_model = load_model(), load_model("efficientnet_lite2")
+    methods = {"featviz": ours} if args.no_lucent else {"featviz": ours, "lucent": lucent}
+    results = {}
+    for name, fn in methods.items():
+        per_step = {s: {} for s in CHECKPOINTS}
+        seconds = []
+        for klass in CLASSES:
+            snaps, sec = fn(model, klass, args.size)
+            seconds.append(sec)
+            for s, img in snaps.items():
+                per_step[s][klass] = img
+        results[name] = ({s: judge(judge_model, imgs) for s, imgs in per_step.items()}, float(np.median(seconds)))
+    n = len(CLASSES)
+    print(f"{'method':<8} " + " ".join(f"{f'{s} steps':>9}" for s in CHECKPOINTS) + f" {'s/step':>7}")
+    for name, (hits, sec) in results.items():
+        print(f"{name:<8} " + " ".join(f"{f'{hits[s]}/{n}':>9}" for s in CHECKPOINTS) + f" {sec:>7.3f}")
+    if "lucent" in results:
+        (h1, s1), (h2, s2) = results["featviz"], results["lucent"]
+        print(
+            f"ratio: featviz {h1[32]}/{n} vs lucent {h2[32]}/{n} at 32 steps; featviz step time / lucent = {s1 / s2:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
