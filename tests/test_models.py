@@ -153,3 +153,23 @@ def test_model_that_raises_in_forward() -> None:
 def test_options_for_named_models_are_refused() -> None:
     with pytest.raises(ModelInputError, match=r"nn\.Module models only"):
         load_model("efficientnet_lite0", input_size=128)
+
+
+def test_folding_batchnorm_keeps_the_function() -> None:
+    from featviz_widgets.engine.efficientnet_lite import (
+        VARIANTS,
+        EfficientNetLite,
+        fold_batchnorm,
+        translate_lukemelas_keys,
+    )
+    from featviz_widgets.engine.models import _safe_load
+
+    net = EfficientNetLite(VARIANTS["efficientnet_lite0"]).eval()
+    net.load_state_dict(translate_lukemelas_keys(_safe_load(efficientnet_lite_weights_path())))
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        before = net(x)
+        mid_before = net.blocks[:9](net.stem(net.input_scale(x)))
+        assert fold_batchnorm(net) == 1 + sum(3 if b.expand is not None else 2 for b in net.blocks) + 1
+        assert torch.allclose(net(x), before, atol=1e-4)
+        assert torch.allclose(net.blocks[:9](net.stem(net.input_scale(x))), mid_before, atol=1e-4)
