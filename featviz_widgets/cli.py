@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .engine.settings import RenderSettings
 from .errors import FeatvizError, InvalidSettingError
 
 
@@ -32,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--steps", type=int, default=256)
     r.add_argument("--size", type=int, default=224)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--lr", type=float, default=0.05)
+    r.add_argument("--lr", type=float, default=RenderSettings().lr)
     r.add_argument("--l1", type=float, default=0.0)
     r.add_argument("--tv", type=float, default=0.0)
     r.add_argument("--blur", type=float, default=0.0)

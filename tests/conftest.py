@@ -74,3 +74,13 @@ def wait(cond: Any, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+@pytest.fixture
+def dreamer(tiny: FeatvizModel, comms: None) -> Any:
+    """A live widget on the tiny convnet, closed after the test."""
+    from featviz_widgets.view import Dreamer
+
+    d = Dreamer(tiny, layer="conv2", size=32, fps=30)
+    yield d
+    d.close()

@@ -38,13 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # --- bad input in the widget (the headless API and CLI are covered in test_engine/test_cli) ----
 
 
-@pytest.fixture
-def dreamer(tiny: FeatvizModel, comms: None) -> Any:
-    d = Dreamer(tiny, layer="conv2", size=32, fps=30)
-    yield d
-    d.close()
-
-
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -70,7 +63,7 @@ def test_widget_bad_settings_show_message_and_loop_keeps_running(
     assert message in dreamer.status.value
     step = dreamer.runner.status["step"]
     assert wait(lambda: dreamer.runner.status["step"] > step + 2)
-    assert dreamer.runner.settings.lr == 0.05 and dreamer.runner.settings.size == 32
+    assert dreamer.runner.settings.lr == 0.15 and dreamer.runner.settings.size == 32
 
 
 @pytest.mark.parametrize(

@@ -152,7 +152,7 @@ def test_runner_rejects_bad_values_and_keeps_going(runner: Any) -> None:
         r.set(size=100000)
     step = r.status["step"]
     assert wait(lambda: r.status["step"] > step + 3)
-    assert r.renderer.settings.lr == 0.05 and r.target.unit == 1
+    assert r.renderer.settings.lr == 0.15 and r.target.unit == 1
 
 
 def test_exception_in_step_is_reported_and_loop_survives(runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,13 +209,6 @@ def test_close_stops_thread_and_stop_all(tiny: FeatvizModel) -> None:
 # --- Dreamer ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def dreamer(tiny: FeatvizModel) -> Any:
-    d = Dreamer(tiny, layer="conv2", size=32, fps=30)
-    yield d
-    d.close()
-
-
 def test_dreamer_sliders_drive_the_runner(dreamer: Dreamer) -> None:
     c = dreamer.controls
     assert c.unit.max == 5  # conv2 has 6 channels
@@ -254,7 +247,7 @@ def test_dreamer_status_line_and_frames(dreamer: Dreamer) -> None:
 def test_dreamer_bad_value_shows_in_status(dreamer: Dreamer) -> None:
     dreamer._set(lr=-1.0)
     assert "learning rate" in dreamer.status.value
-    assert dreamer.runner.settings.lr == 0.05
+    assert dreamer.runner.settings.lr == 0.15
 
 
 def test_dreamer_save_png_with_settings(dreamer: Dreamer, tmp_path: Path) -> None:

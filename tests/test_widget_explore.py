@@ -17,13 +17,6 @@ from .conftest import browser_says, wait
 pytestmark = pytest.mark.usefixtures("comms")
 
 
-@pytest.fixture
-def dreamer(tiny: FeatvizModel) -> Dreamer:
-    d = Dreamer(tiny, layer="conv2", size=32, fps=30)
-    yield d
-    d.close()
-
-
 def test_gallery_click_opens_that_channel(dreamer: Dreamer) -> None:
     dreamer.explore.render_gallery()
     dreamer.job.wait()

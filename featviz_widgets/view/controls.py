@@ -24,12 +24,12 @@ MODE_LABELS = {
 assert set(MODE_LABELS) <= set(MODES)
 
 
-def _wide() -> W.Layout:
-    # A new Layout per widget: a shared one would hide every control when one is hidden.
+def wide_layout() -> W.Layout:
+    """A new Layout per widget: a shared one would hide every control when one is hidden."""
     return W.Layout(width="340px")
 
 
-_STYLE = {"description_width": "110px"}
+STYLE = {"description_width": "110px"}
 
 
 @dataclass
@@ -93,8 +93,8 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             description=description,
             tooltip=tooltip,
             readout_format=".2f",
-            layout=_wide(),
-            style=_STYLE,
+            layout=wide_layout(),
+            style=STYLE,
         )
 
     return Controls(
@@ -102,15 +102,15 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             options=[(label, key) for key, label in MODE_LABELS.items()],
             value="channel",
             description="objective",
-            layout=_wide(),
-            style=_STYLE,
+            layout=wide_layout(),
+            style=STYLE,
         ),
-        layer=W.Dropdown(options=layer_options, value=layer, description="layer", layout=_wide(), style=_STYLE),
-        unit=W.IntSlider(0, min=0, max=1, description="channel", layout=_wide(), style=_STYLE),
+        layer=W.Dropdown(options=layer_options, value=layer, description="layer", layout=wide_layout(), style=STYLE),
+        unit=W.IntSlider(0, min=0, max=1, description="channel", layout=wide_layout(), style=STYLE),
         unit_name=W.HTML("", layout=W.Layout(margin="0 0 0 118px")),
-        unit_b=W.IntSlider(1, min=0, max=1, description="channel B", layout=_wide(), style=_STYLE),
+        unit_b=W.IntSlider(1, min=0, max=1, description="channel B", layout=wide_layout(), style=STYLE),
         alpha=W.FloatSlider(
-            0.5, min=0.0, max=1.0, step=0.05, description="alpha (A vs B)", layout=_wide(), style=_STYLE
+            0.5, min=0.0, max=1.0, step=0.05, description="alpha (A vs B)", layout=wide_layout(), style=STYLE
         ),
         batch=W.IntSlider(
             1,
@@ -119,8 +119,8 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             description="images",
             tooltip="Images optimized together (a grid)",
             continuous_update=False,
-            layout=_wide(),
-            style=_STYLE,
+            layout=wide_layout(),
+            style=STYLE,
         ),
         diversity=slider("diversity", "Push the images of the batch apart (needs 2+ images)"),
         direction_seed=W.BoundedIntText(
@@ -129,7 +129,7 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             max=2**31 - 1,
             description="direction seed",
             layout=W.Layout(width="230px"),
-            style=_STYLE,
+            style=STYLE,
         ),
         new_direction=W.Button(
             description="New direction", tooltip="Draw a new random direction", layout=W.Layout(width="106px")
@@ -142,8 +142,8 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             step=0.1,
             description="learning rate",
             readout_format=".3f",
-            layout=_wide(),
-            style=_STYLE,
+            layout=wide_layout(),
+            style=STYLE,
         ),
         l1=slider("L1", "Pull pixels toward grey"),
         tv=slider("total variation", "Penalize differences between neighbouring pixels"),
@@ -155,17 +155,17 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             step=0.05,
             description="transforms",
             tooltip="Strength of random jitter, scale and rotation",
-            layout=_wide(),
-            style=_STYLE,
+            layout=wide_layout(),
+            style=STYLE,
         ),
         size=W.Dropdown(
             options=[(f"{s} px", s) for s in sorted({*SIZES, size})],
             value=size,
             description="image size",
-            layout=_wide(),
-            style=_STYLE,
+            layout=wide_layout(),
+            style=STYLE,
         ),
-        seed=W.BoundedIntText(seed, min=0, max=2**31 - 1, description="seed", layout=_wide(), style=_STYLE),
+        seed=W.BoundedIntText(seed, min=0, max=2**31 - 1, description="seed", layout=wide_layout(), style=STYLE),
         keep_image=W.Checkbox(True, description="keep image when the target changes (warm start)", indent=False),
         run=W.ToggleButton(
             True,

@@ -135,7 +135,7 @@ class Dreamer(W.HBox):
         layer: str | None = None,
         channel: int = 0,
         size: int = 128,
-        lr: float = 0.05,
+        lr: float = 0.15,
         seed: int = 0,
         fps: float = 12.0,
         backend: str = "anywidget",

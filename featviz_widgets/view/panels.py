@@ -21,18 +21,11 @@ from ..engine import explore
 from ..engine.photos import SAMPLES, PhotoError, load_photo, pil_to_tensor, sample_photo
 from ..errors import FeatvizError
 from ..runner.encode import encode, tile, tile_index
+from .controls import STYLE, wide_layout
 from .live_image import LiveImage
 
 if TYPE_CHECKING:
     from .dreamer import Dreamer
-
-
-def _wide() -> W.Layout:
-    # A new Layout per widget: a shared one would hide every control when one is hidden.
-    return W.Layout(width="340px")
-
-
-_STYLE = {"description_width": "110px"}
 
 
 def png_widget(image: Image.Image, width: int | None = None) -> W.Image:
@@ -42,6 +35,16 @@ def png_widget(image: Image.Image, width: int | None = None) -> W.Image:
 
 def data_link(data: bytes, filename: str, mime: str) -> str:
     return f'<a download="{filename}" href="data:{mime};base64,{base64.b64encode(data).decode()}">⤓ {filename}</a>'
+
+
+def uploaded_file(change: dict[str, Any]) -> tuple[str, bytes] | None:
+    """(name, bytes) of the file a FileUpload's value change carries (ipywidgets 7 or 8)."""
+    files = change["new"]
+    if not files:
+        return None
+    item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
+    get = item.get if isinstance(item, dict) else lambda key, default: getattr(item, key, default)
+    return str(get("name", "upload")), bytes(get("content", b""))
 
 
 class Job:
@@ -110,18 +113,18 @@ class ExplorePanel:
     def __init__(self, dreamer: Dreamer, job: Job) -> None:
         self.d, self.job = dreamer, job
         self.compare_button = W.Button(description="Neuron vs random directions", layout=W.Layout(width="220px"))
-        self.n_random = W.IntSlider(2, min=1, max=5, description="random dirs", layout=_wide(), style=_STYLE)
+        self.n_random = W.IntSlider(2, min=1, max=5, description="random dirs", layout=wide_layout(), style=STYLE)
         self.new_directions = W.Button(description="New random directions", layout=W.Layout(width="220px"))
         self.direction_base = 0
         self.interp_button = W.Button(description="Interpolate channel → channel B", layout=W.Layout(width="220px"))
-        self.frames = W.IntSlider(5, min=3, max=9, description="frames", layout=_wide(), style=_STYLE)
+        self.frames = W.IntSlider(5, min=3, max=9, description="frames", layout=wide_layout(), style=STYLE)
         self.gallery_button = W.Button(description="Gallery of this layer", layout=W.Layout(width="220px"))
         self.gallery = LiveImage(display_size=480, pixelated=True)
         self.gallery.layout.display = "none"
         self.gallery_channels: list[int] = []
         self.gallery_tile = 0
         self.exemplar_button = W.Button(description="Natural exemplars", layout=W.Layout(width="220px"))
-        self.folder = W.Text("", placeholder="folder of images (empty: bundled samples)", layout=_wide())
+        self.folder = W.Text("", placeholder="folder of images (empty: bundled samples)", layout=wide_layout())
         self.output = W.VBox([])
         self.exemplars = W.VBox([])
         self.compare_button.on_click(lambda _b: self.compare())
@@ -294,12 +297,12 @@ class PhotoPanel:
             options=[("(choose a sample)", "")] + [(s, s) for s in SAMPLES],
             value="",
             description="sample",
-            layout=_wide(),
-            style=_STYLE,
+            layout=wide_layout(),
+            style=STYLE,
         )
         self.preview = W.Image(format="png", layout=W.Layout(width="160px"))
         self.message = W.HTML("")
-        self.octaves = W.IntSlider(3, min=1, max=5, description="octaves", layout=_wide(), style=_STYLE)
+        self.octaves = W.IntSlider(3, min=1, max=5, description="octaves", layout=wide_layout(), style=STYLE)
         self.strength = W.FloatLogSlider(
             0.05,
             base=10,
@@ -307,8 +310,8 @@ class PhotoPanel:
             max=-0.5,
             description="strength (lr)",
             readout_format=".3f",
-            layout=_wide(),
-            style=_STYLE,
+            layout=wide_layout(),
+            style=STYLE,
         )
         self.stay_close = W.FloatSlider(
             0.0,
@@ -317,8 +320,8 @@ class PhotoPanel:
             step=1.0,
             description="stay close",
             tooltip="0: DeepDream; more keeps the picture near the photo (accentuation)",
-            layout=_wide(),
-            style=_STYLE,
+            layout=wide_layout(),
+            style=STYLE,
         )
         self.dream_button = W.Button(description="Dream on photo", layout=W.Layout(width="160px"))
         self.live_button = W.Button(description="Live from photo", layout=W.Layout(width="160px"))
@@ -352,13 +355,9 @@ class PhotoPanel:
         self.message.value = f"{name}: {photo.width}x{photo.height}"
 
     def _on_upload(self, change: dict[str, Any]) -> None:
-        files = change["new"]
-        if not files:
-            return
-        item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
-        name = item.get("name", "upload") if isinstance(item, dict) else getattr(item, "name", "upload")
-        content = item.get("content") if isinstance(item, dict) else getattr(item, "content", b"")
-        self.accept_upload(bytes(content), str(name))
+        upload = uploaded_file(change)
+        if upload is not None:
+            self.accept_upload(upload[1], upload[0])
 
     def accept_upload(self, data: bytes, name: str) -> None:
         """Decode an uploaded file; a bad one gets a clear message and changes nothing."""
@@ -417,7 +416,7 @@ class ExportPanel:
 
     def __init__(self, dreamer: Dreamer) -> None:
         self.d = dreamer
-        self.path = W.Text("", placeholder="file.png (written only when you click)", layout=_wide())
+        self.path = W.Text("", placeholder="file.png (written only when you click)", layout=wide_layout())
         self.save_button = W.Button(description="Save PNG to file", layout=W.Layout(width="160px"))
         self.load = W.FileUpload(accept=".png", multiple=False, description="Load settings")
         self.gif_button = W.Button(description="Time-lapse GIF", layout=W.Layout(width="160px"))
@@ -454,9 +453,6 @@ class ExportPanel:
         self.links.value = data_link(data, "featviz_timelapse.gif", "image/gif")
 
     def _on_load(self, change: dict[str, Any]) -> None:
-        files = change["new"]
-        if not files:
-            return
-        item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
-        content = item.get("content") if isinstance(item, dict) else getattr(item, "content", b"")
-        self.d._guard(self.d.load, bytes(content))
+        upload = uploaded_file(change)
+        if upload is not None:
+            self.d._guard(self.d.load, upload[1])

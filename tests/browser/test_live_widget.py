@@ -77,12 +77,7 @@ def _check_live_session(page: Any, shot: str) -> None:
 
 
 def test_jupyterlab_session(page: Any, lab_url: str) -> None:
-    page.goto(f"{lab_url}/lab/tree/quickstart.ipynb")
-    page.wait_for_function(
-        "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
-        timeout=120_000,
-    )
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    _open_lab_notebook(page, lab_url)
     _check_live_session(page, "jupyterlab.png")
 
 
