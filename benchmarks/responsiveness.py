@@ -44,7 +44,7 @@ def in_process(changes: int) -> tuple[list[float], float]:
 
     def show(frame: Any) -> None:  # the "browser": draws at once and acknowledges
         real_show(frame)
-        w.acked = w.seq
+        w._handle_message(w, {"type": "ack", "seq": w.seq}, [])
         with lock:
             frames.append((time.perf_counter(), d.runner.target.unit))
 
