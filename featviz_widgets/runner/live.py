@@ -9,8 +9,8 @@ Flow control (read this before changing anything here):
   optimization; a new target restarts or warm-starts; a new size rebuilds.
 * Frames go out through a ``FrameSink``. The worker publishes at most ``fps`` frames a second,
   only when the sink says it can take one (the browser has acknowledged all but at most 2 frames
-  and some view is visible), and only when the picture changed. JPEG while running; one PNG
-  when paused, so what stays on screen (and what Save stores) is lossless.
+  and some view is visible); otherwise only the status line is sent. JPEG while running (the
+  picture changes every step); one PNG when paused, so what stays on screen is lossless.
 * Any exception inside a step is caught: it goes to ``status['error']`` and ``last_error`` (the
   traceback), the image is kept, and the loop keeps serving.
 * When every browser view of the widget is gone for a few seconds (its cell re-run or cleared),
