@@ -135,3 +135,14 @@ def test_mix_mode_and_batch_with_diversity(dreamer: Dreamer) -> None:
     assert wait(lambda: dreamer.runner.renderer.settings.batch == 4 and dreamer.runner.target.diversity == 25.0)
     assert wait(lambda: dreamer.runner.image() is not None and dreamer.runner.image().shape[0] == 4)
     assert dreamer.image().size == (32 * 2 + 2, 32 * 2 + 2)  # a 2x2 grid
+
+
+def test_loading_a_file_without_settings_is_a_message(dreamer: Dreamer, tmp_path: Path) -> None:
+    from PIL import Image
+
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    dreamer._guard(dreamer.load, plain)
+    assert "no featviz settings" in dreamer.status.value
+    dreamer._guard(dreamer.load, b"not a png at all")
+    assert "⚠" in dreamer.status.value and dreamer.last_error is not None

@@ -12,6 +12,7 @@ import dataclasses
 import io
 import threading
 import time
+import traceback
 import warnings
 import weakref
 from pathlib import Path
@@ -260,11 +261,15 @@ class Dreamer(W.HBox):
         c.new_direction.on_click(lambda _b: setattr(c.direction_seed, "value", int(c.direction_seed.value) + 1))
 
     def _guard(self, fn: Any, *args: Any, **kwargs: Any) -> None:
-        """Run a control action; a bad value shows in the status line and changes nothing."""
+        """Run a control action; a bad value shows in the status line and changes nothing.
+        Nothing escapes to the notebook (a traceback there would land in whatever cell ran last)."""
         try:
             fn(*args, **kwargs)
         except FeatvizError as exc:
             self._show_error(str(exc))
+        except Exception as exc:
+            self.last_error = traceback.format_exc()
+            self._show_error(f"{type(exc).__name__}: {exc} (details in .last_error)")
 
     def _set(self, **changes: Any) -> None:
         self._guard(self.runner.set, **changes)
