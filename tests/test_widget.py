@@ -333,3 +333,11 @@ def test_view_that_stops_acknowledging_counts_as_gone() -> None:
     assert w.abandoned(grace=5.0) and w.view_count == 0  # ...but silence this long means nobody is there
     browser_says(w, {"type": "visibility", "view": "v2", "visible": True})
     assert not w.abandoned(grace=5.0)
+
+
+def test_quiet_detection() -> None:
+    from featviz_widgets.runner.live import is_quiet
+
+    assert not is_quiet([1.0] * 10)  # too short to tell
+    assert is_quiet([10.0 + 0.001 * (i % 2) for i in range(40)])
+    assert not is_quiet([10.0 + 0.1 * i for i in range(40)])

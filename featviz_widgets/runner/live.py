@@ -10,7 +10,8 @@ Flow control (read this before changing anything here):
 * Frames go out through a ``FrameSink``. The worker publishes at most ``fps`` frames a second,
   only when the sink says it can take one (the browser has acknowledged all but at most 2 frames
   and some view is visible); otherwise only the status line is sent. JPEG while running (the
-  picture changes every step); one PNG when paused, so what stays on screen is lossless.
+  picture changes every step); one PNG when paused, and an occasional PNG once the objective
+  has converged ("quiet"), so what stays on screen is lossless.
 * Any exception inside a step is caught: it goes to ``status['error']`` and ``last_error`` (the
   traceback), the image is kept, and the loop keeps serving.
 * When every browser view of the widget is gone for a few seconds (its cell re-run or cleared),
@@ -71,6 +72,16 @@ def stop_all() -> int:
     return len(running)
 
 
+def is_quiet(history: deque[float] | list[float], window: int = 30, tolerance: float = 0.002) -> bool:
+    """True when the objective has stopped moving: over the last ``window`` steps it stayed
+    within ``tolerance`` (relative) of its mean."""
+    if len(history) < window:
+        return False
+    recent = list(history)[-window:]
+    mean = sum(recent) / window
+    return max(abs(v - mean) for v in recent) <= tolerance * max(abs(mean), 1e-6)
+
+
 def cpu_threads() -> int:
     """Intra-op threads for the CPU worker: all cores but one, which stays with the kernel."""
     return max(1, (os.cpu_count() or 2) - 1)
@@ -124,6 +135,7 @@ class LiveRunner:
         self._frames_sent = 0
         self._last_frame_step = -1
         self._png_sent_for: tuple[int, int] = (-1, -1)
+        self._last_png_time = 0.0
         _RUNNERS.add(self)
 
     # --- called from the kernel thread: record and wake, nothing else -------------------------
@@ -303,7 +315,11 @@ class LiveRunner:
                 if now - last_push >= 1.0 / self.fps:
                     last_push = now
                     if self.sink.ready():
-                        self._publish("jpeg")
+                        # Converged ("quiet"): an occasional lossless frame instead of JPEG.
+                        quiet = now - self._last_png_time > 2.0 and is_quiet(self.history)
+                        if quiet:
+                            self._last_png_time = now
+                        self._publish("png" if quiet else "jpeg")
                     else:  # no frame now (back-pressure, hidden), but keep the status line live
                         self._safe_status()
             except torch.OutOfMemoryError:
