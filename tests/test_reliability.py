@@ -63,7 +63,7 @@ def test_widget_bad_settings_show_message_and_loop_keeps_running(
     assert message in dreamer.status.value
     step = dreamer.runner.status["step"]
     assert wait(lambda: dreamer.runner.status["step"] > step + 2)
-    assert dreamer.runner.settings.lr == 0.15 and dreamer.runner.settings.size == 32
+    assert dreamer.runner.settings.lr == 0.05 and dreamer.runner.settings.size == 32
 
 
 @pytest.mark.parametrize(

@@ -247,7 +247,7 @@ def test_dreamer_status_line_and_frames(dreamer: Dreamer) -> None:
 def test_dreamer_bad_value_shows_in_status(dreamer: Dreamer) -> None:
     dreamer._set(lr=-1.0)
     assert "learning rate" in dreamer.status.value
-    assert dreamer.runner.settings.lr == 0.15
+    assert dreamer.runner.settings.lr == 0.05
 
 
 def test_dreamer_save_png_with_settings(dreamer: Dreamer, tmp_path: Path) -> None:

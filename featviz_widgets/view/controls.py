@@ -139,7 +139,7 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             base=10,
             min=-3,
             max=0,
-            step=0.1,
+            step=0.01,  # fine enough that 0.05 and 0.15 are not snapped to other values
             description="learning rate",
             readout_format=".3f",
             layout=wide_layout(),

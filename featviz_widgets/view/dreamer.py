@@ -136,7 +136,7 @@ class Dreamer(W.HBox):
         layer: str | None = None,
         channel: int = 0,
         size: int = 128,
-        lr: float = 0.15,
+        lr: float = 0.05,  # calmer than the headless default: a live picture is watched for hundreds of steps
         seed: int = 0,
         fps: float = 12.0,
         backend: str = "anywidget",
