@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ..conftest import wait
 from .conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -25,15 +26,6 @@ def _frames(page: Any) -> int:
 def _canvas_pixels(page: Any) -> np.ndarray:
     png = page.locator(".featviz-canvas").first.screenshot()
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
-
-
-def _wait(cond: Any, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _drag_slider(page: Any, label: str, fraction: float) -> int:
@@ -52,22 +44,22 @@ def _drag_slider(page: Any, label: str, fraction: float) -> int:
 def _check_live_session(page: Any, shot: str) -> None:
     status = page.locator(".featviz-status").first
     status.wait_for()
-    assert _wait(lambda: "running" in status.inner_text() and "steps/s" in status.inner_text(), 120)
-    assert _wait(lambda: _frames(page) >= 3, 60), "no frames drawn"
+    assert wait(lambda: "running" in status.inner_text() and "steps/s" in status.inner_text(), 120)
+    assert wait(lambda: _frames(page) >= 3, 60), "no frames drawn"
     before = _canvas_pixels(page)
     page.screenshot(path=str(ARTIFACTS / f"start_{shot}"))
     channel = _drag_slider(page, "channel", 0.4)
     assert channel > 10
-    assert _wait(lambda: f"blocks.8 channel {channel} ·" in status.inner_text(), 20), status.inner_text()
+    assert wait(lambda: f"blocks.8 channel {channel} ·" in status.inner_text(), 20), status.inner_text()
     frames = _frames(page)
-    assert _wait(lambda: _frames(page) >= frames + 5, 30), "frames stopped after the slider moved"
+    assert wait(lambda: _frames(page) >= frames + 5, 30), "frames stopped after the slider moved"
     time.sleep(1.0)
     after = _canvas_pixels(page)
     assert np.abs(after - before).mean() > 5, "the picture did not change with the channel"
     page.locator(".featviz-live").first.locator("xpath=../..").screenshot(path=str(ARTIFACTS / shot))
     # Pause: the status says so and no more frames arrive (bar the one lossless PNG).
     page.get_by_role("button", name="Pause").click()
-    assert _wait(lambda: "paused" in status.inner_text(), 20)
+    assert wait(lambda: "paused" in status.inner_text(), 20)
     time.sleep(0.6)
     paused_at = _frames(page)
     time.sleep(1.5)
@@ -95,7 +87,7 @@ def _open_lab_notebook(page: Any, lab_url: str) -> Any:
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     status = page.locator(".featviz-status").first
     status.wait_for()
-    assert _wait(lambda: "running" in status.inner_text(), 120)
+    assert wait(lambda: "running" in status.inner_text(), 120)
     return status
 
 
@@ -108,17 +100,17 @@ def test_gallery_tile_click_and_photo_upload(page: Any, lab_url: str) -> None:
     label = next((t for t in options if re.match(r"blocks\.1\s", t)), None)
     assert label is not None, options
     layer.select_option(label=label)
-    assert _wait(lambda: "blocks.1 channel" in status.inner_text(), 20), status.inner_text()
+    assert wait(lambda: "blocks.1 channel" in status.inner_text(), 20), status.inner_text()
     # Explore tab: render the gallery of blocks.1 (24 channels) and click tile 5 (row 1, column 0).
     page.get_by_role("button", name="Explore", exact=True).click()
     page.get_by_role("button", name="Gallery of this layer").click()
     gallery = page.locator(".featviz-canvas").nth(1)
-    assert _wait(lambda: int(gallery.get_attribute("data-frames") or 0) >= 1, 120), "no gallery drawn"
+    assert wait(lambda: int(gallery.get_attribute("data-frames") or 0) >= 1, 120), "no gallery drawn"
     box = gallery.bounding_box()
     width = int(gallery.evaluate("c => c.width"))
     scale = box["width"] / width
     page.mouse.click(box["x"] + 32 * scale, box["y"] + (66 + 32) * scale)
-    assert _wait(lambda: "blocks.1 channel 5 ·" in status.inner_text(), 30), status.inner_text()
+    assert wait(lambda: "blocks.1 channel 5 ·" in status.inner_text(), 30), status.inner_text()
     page.locator(".featviz-live").nth(1).screenshot(path=str(ARTIFACTS / "gallery.png"))
     # Photo tab: upload a photo and dream on it.
     page.get_by_role("button", name="Photo", exact=True).click()
