@@ -287,3 +287,13 @@ def test_bad_steps(tiny: FeatvizModel, steps: int) -> None:
 def test_unknown_setting_names_the_valid_ones(tiny: FeatvizModel) -> None:
     with pytest.raises(InvalidSettingError, match="Unknown setting"):
         Renderer(tiny, "conv2:0", learning_rate=0.1)
+
+
+def test_refused_batch_change_leaves_settings_alone(tiny: FeatvizModel) -> None:
+    from featviz_widgets.engine import BatchChannels
+
+    r = Renderer(tiny, BatchChannels("conv2", (0, 1)), batch=2, size=32)
+    with pytest.raises(InvalidSettingError, match="batch of 3"):
+        r.update(batch=3)
+    assert r.settings.batch == 2 and r.image().shape[0] == 2
+    r.step()

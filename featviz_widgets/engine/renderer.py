@@ -123,12 +123,12 @@ class Renderer:
         next step; size, batch, seed or parameterization rebuild the image (carrying the
         current picture over when ``keep_image``; a new seed always starts fresh)."""
         new = self.settings.replace(**changes)
+        if new.batch != self.settings.batch:  # before anything changes: a refusal leaves all as it was
+            self._checked(self.objective, new.batch)
         old, self.settings = self.settings, new
         changed = {k for k in new.as_dict() if getattr(new, k) != getattr(old, k)}
         if not changed:
             return
-        if new.batch != old.batch:
-            self.objective = self._checked(self.objective, new.batch)
         if changed <= RenderSettings.LIVE_FIELDS:
             for group in self.optimizer.param_groups:
                 group["lr"] = new.lr
