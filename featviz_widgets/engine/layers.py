@@ -84,12 +84,20 @@ def list_layers(model: FeatvizModel, size: int | None = None) -> list[LayerInfo]
     return layers
 
 
+def layers_by_name(model: FeatvizModel) -> dict[str, LayerInfo]:
+    """``list_layers`` as a name -> LayerInfo mapping (built once per model, not per step)."""
+    index = model._layer_index
+    if index is None:
+        index = model._layer_index = {info.name: info for info in list_layers(model)}
+    return index
+
+
 def layer_info(model: FeatvizModel, name: str) -> LayerInfo:
     """The LayerInfo of ``name``; UnknownLayerError with close suggestions otherwise."""
-    for info in list_layers(model):
-        if info.name == name:
-            return info
-    raise unknown_layer(name, [i.name for i in list_layers(model)])
+    infos = layers_by_name(model)
+    if name not in infos:
+        raise unknown_layer(name, list(infos))
+    return infos[name]
 
 
 def main_layers(model: FeatvizModel) -> list[LayerInfo]:
@@ -108,7 +116,7 @@ def capture(model: FeatvizModel, x: torch.Tensor, layers: Iterable[str]) -> dict
     wanted = set(layers)
     if not wanted:
         return {}
-    infos = {i.name: i for i in list_layers(model)}
+    infos = layers_by_name(model)
     for name in wanted:
         if name not in infos:
             raise unknown_layer(name, list(infos))

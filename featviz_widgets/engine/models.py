@@ -83,6 +83,7 @@ class FeatvizModel(nn.Module):
         self.class_names = list(class_names) if class_names is not None else None
         self.main_layers = list(main_layers) if main_layers is not None else None
         self._layer_cache: dict[int, list] = {}
+        self._layer_index: dict | None = None  # layers at input_size by name (layers.layers_by_name)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             self.net.to(memory_format=torch.channels_last)

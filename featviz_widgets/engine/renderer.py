@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from ..errors import InvalidSettingError
-from .layers import capture, list_layers
+from .layers import capture, layers_by_name
 from .models import FeatvizModel, ensure_model
 from .objectives import L1, BlurPenalty, Context, Objective, TotalVariation, as_objective
 from .param import ImageParam
@@ -58,8 +58,7 @@ class RenderResult:
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
     """(N, 3, H, W) in [0, 1] -> list of RGB PIL images."""
-    arr = (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(np.ascontiguousarray(a), "RGB") for a in arr]
+    return [Image.fromarray(np.ascontiguousarray(a), "RGB") for a in to_uint8(images)]
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -95,7 +94,7 @@ class Renderer:
 
     # --- construction -------------------------------------------------------------------------
     def _checked(self, objective: Objective, batch: int) -> Objective:
-        layers = {info.name: info for info in list_layers(self.model)}
+        layers = layers_by_name(self.model)
         objective.check(layers, batch)
         return objective
 

@@ -34,8 +34,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ..engine import FeatvizModel, Renderer, RenderSettings, list_layers
-from ..engine.layers import layer_info
+from ..engine import FeatvizModel, Renderer, RenderSettings
+from ..engine.layers import layer_info, layers_by_name
 from ..engine.renderer import to_uint8
 from ..errors import FeatvizError, InvalidSettingError
 from .encode import encode, tile
@@ -140,7 +140,7 @@ class LiveRunner:
 
     # --- called from the kernel thread: record and wake, nothing else -------------------------
     def _check_target(self, target: Target) -> None:
-        layers = {i.name: i for i in list_layers(self.model)}
+        layers = layers_by_name(self.model)
         target.objective(self.channels_for(target)).check(layers, self.settings.batch)
 
     def set(self, **changes: Any) -> None:

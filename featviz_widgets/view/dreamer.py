@@ -22,7 +22,8 @@ import ipywidgets as W
 import numpy as np
 from PIL import Image
 
-from ..engine import RenderSettings, list_layers, load_model, main_layers
+from ..engine import RenderSettings, load_model, main_layers
+from ..engine.layers import layers_by_name
 from ..engine.models import LOGITS, FeatvizModel
 from ..errors import FeatvizError, InvalidSettingError
 from ..export import read_settings, save_png
@@ -151,7 +152,7 @@ class Dreamer(W.HBox):
         layers = [i for i in main_layers(self.model) if i.name != LOGITS]
         if not layers:
             raise FeatvizError("The model has no layer with a (C, H, W) output to visualize.")
-        self._infos = {i.name: i for i in list_layers(self.model)}
+        self._infos = layers_by_name(self.model)
         default_layer = "blocks.8" if "blocks.8" in self._infos else layers[len(layers) // 2].name
         layer = layer or default_layer
         if layer not in self._infos:
@@ -412,9 +413,7 @@ class Dreamer(W.HBox):
 
     def load(self, source: str | Path | bytes) -> None:
         """Apply the settings stored in a PNG saved by ``save`` (path or file bytes)."""
-        import io as _io
-
-        data = read_settings(_io.BytesIO(source) if isinstance(source, bytes) else source)
+        data = read_settings(io.BytesIO(source) if isinstance(source, bytes) else source)
         target = data.get("target") or {}
         c = self.controls
         with self.hold_trait_notifications():
@@ -489,9 +488,7 @@ class Dreamer(W.HBox):
         image = self.image()
         if image is None:
             return None
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        return buf.getvalue()
+        return encode(np.asarray(image), "png")
 
 
 def _describe(target: Target, class_names: list[str] | None) -> str:
