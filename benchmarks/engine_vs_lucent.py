@@ -21,13 +21,14 @@ import warnings
 
 import torch
 
-from featviz_widgets.engine import Renderer, capture, load_model
+from featviz_widgets.engine import Renderer, TransformConfig, capture, load_model
 
 TARGETS = {"early": ("blocks.2", 3), "mid": ("blocks.8", 5), "logits": ("logits", 309)}
 
 
 def time_engine(model, objective: str, size: int, steps: int) -> float:
-    r = Renderer(model, objective, size=size)
+    # Lucid's standard ranges (zoom 0.9-1.1, no crops), the transforms Lucent runs.
+    r = Renderer(model, objective, size=size, transform=TransformConfig(scale=0.1, crop=0))
     r.run(2)  # warm-up (first-call allocations)
     t0 = time.perf_counter()
     r.run(steps)

@@ -205,7 +205,7 @@ def test_identity_transform_is_exact() -> None:
 def test_pure_translation_moves_pixels_by_whole_pixels() -> None:
     x = torch.zeros(1, 1, 9, 9)
     x[0, 0, 4, 4] = 1
-    cfg = TransformConfig(pad=0, jitter=2, scale=0, rotate=0)
+    cfg = TransformConfig(pad=0, jitter=2, scale=0, rotate=0, crop=0)
     shifts = set()
     g = torch.Generator().manual_seed(0)
     for _ in range(200):
@@ -218,9 +218,31 @@ def test_pure_translation_moves_pixels_by_whole_pixels() -> None:
 
 def test_pad_shows_grey_border_and_scale_keeps_aspect() -> None:
     x = torch.ones(1, 3, 20, 40)
-    y = random_affine(x, TransformConfig(pad=10, jitter=0, scale=0, rotate=0), None)
+    y = random_affine(x, TransformConfig(pad=10, jitter=0, scale=0, rotate=0, crop=0), None)
     assert torch.allclose(y[0, :, 0, 0], torch.full((3,), 0.5))  # corner is border grey
     assert torch.allclose(y[0, :, 10, 20], torch.ones(3))  # centre is the image
+
+
+def test_crop_only_zooms_in_and_scale_both_ways() -> None:
+    # A white square of half the canvas side, centred: its visible width measures the zoom.
+    x = torch.zeros(1, 1, 40, 40)
+    x[..., 10:30, 10:30] = 1
+    g = torch.Generator().manual_seed(0)
+
+    def widths(cfg: TransformConfig) -> list[float]:
+        return [float((random_affine(x, cfg, g)[0, 0, 20] > 0.5).sum()) for _ in range(100)]
+
+    cropped = widths(TransformConfig(pad=0, jitter=0, rotate=0, scale=0, crop=1.0))
+    assert min(cropped) >= 19 and max(cropped) > 34  # zoom in [1, 2]: 20 px grow up to 40
+    lucid = widths(TransformConfig(pad=0, jitter=0, rotate=0, scale=0.2, crop=0))
+    assert min(lucid) <= 17 and max(lucid) >= 23  # zoom in [0.8, 1.2]: both ways
+
+
+def test_old_settings_without_crop_load_as_they_were_made() -> None:
+    old = RenderSettings().as_dict()
+    del old["transform"]["crop"]  # PNGs saved before crops existed
+    assert RenderSettings.from_dict(old).transform.crop == 0
+    assert RenderSettings.from_dict(RenderSettings().as_dict()).transform.crop == 0.5
 
 
 def test_transform_config_validates() -> None:
@@ -228,6 +250,8 @@ def test_transform_config_validates() -> None:
         TransformConfig(jitter=-1)
     with pytest.raises(InvalidSettingError, match="strength"):
         TransformConfig(strength=math.nan)
+    with pytest.raises(InvalidSettingError, match="crop x strength must be at most 4"):
+        TransformConfig(crop=3, strength=2)
 
 
 # --- parameterizations -------------------------------------------------------------------------

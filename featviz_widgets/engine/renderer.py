@@ -112,7 +112,7 @@ class Renderer:
         start = keep if keep is not None else self._init_image
         if start is not None:
             self.param.set_image(start[: s.batch] if start.shape[0] >= s.batch else start[:1])
-        self.optimizer = torch.optim.Adam(self.param.parameters(), lr=s.lr)
+        self.optimizer = _adam(self.param, s.lr)
         self.generator = _generator(self.device, s.seed)
         self._snapshot = [p.detach().clone() for p in self.param.parameters()]
 
@@ -141,7 +141,7 @@ class Renderer:
         self.objective = self._checked(as_objective(objective), self.settings.batch)
         self.history = []
         if keep_image:
-            self.optimizer = torch.optim.Adam(self.param.parameters(), lr=self.settings.lr)
+            self.optimizer = _adam(self.param, self.settings.lr)
         else:
             self.reset()
 
@@ -204,7 +204,7 @@ class Renderer:
         with torch.no_grad():
             for snap, p in zip(self._snapshot, self.param.parameters(), strict=True):
                 p.copy_(snap)
-        self.optimizer = torch.optim.Adam(self.param.parameters(), lr=self.settings.lr)
+        self.optimizer = _adam(self.param, self.settings.lr)
         return (
             f"The image turned NaN/inf at step {self.step_count + 1}; restored the last good image. "
             "Lower the learning rate or penalty weights if this repeats."
@@ -243,6 +243,13 @@ class Renderer:
             "steps": self.step_count,
             **self.settings.as_dict(),
         }
+
+
+def _adam(param: ImageParam, lr: float) -> torch.optim.Adam:
+    # beta1 = 0.5 (not 0.9): less momentum lets the image follow the random transforms, which
+    # change every step. Over 30 classes and three seeds (benchmarks/quality.py), 79 % of class
+    # renders were recognized by another network after 32 steps, against 71 % with 0.9.
+    return torch.optim.Adam(param.parameters(), lr=lr, betas=(0.5, 0.999))
 
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:

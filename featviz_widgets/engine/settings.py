@@ -96,7 +96,8 @@ class RenderSettings:
     def from_dict(cls, data: dict[str, Any]) -> RenderSettings:
         data = dict(data)
         if isinstance(data.get("transform"), dict):
-            data["transform"] = TransformConfig(**data["transform"])
+            # Settings saved before random crops existed were made without them.
+            data["transform"] = TransformConfig(**{"crop": 0.0, **data["transform"]})
         return cls().replace(**data)
 
     # Which changes the running optimization can absorb without rebuilding the image.

@@ -6,6 +6,11 @@ single interpolation, and batched (every image in the batch gets its own random 
 moves both ways (Lucent's only shifts right/down); scale keeps the aspect ratio (torch-dreams'
 does not); the border shows constant 0.5 grey, as Lucid's pad does. The same map also resizes
 the canvas to the model's input size when they differ.
+
+The default zoom differs from Lucid's (0.9-1.1): it is drawn from 1-1.5, a random crop of the
+canvas shown at the model's size (the augmentation MACO and Horama rely on). Measured with
+``benchmarks/quality.py`` over 30 classes and three seeds, crops raised the share of class
+renders a different network recognizes after 64 steps from about 77 % to 87 %.
 """
 
 from __future__ import annotations
@@ -21,16 +26,18 @@ from ..errors import InvalidSettingError
 
 @dataclass(frozen=True)
 class TransformConfig:
-    """Ranges at strength 1 (Lucid's ``standard_transforms``); ``strength`` scales them all."""
+    """Ranges at strength 1; ``strength`` scales them all. Lucid's ``standard_transforms`` are
+    ``TransformConfig(scale=0.1, crop=0)``."""
 
     pad: int = 12  # px of 0.5 grey border
     jitter: int = 8  # max shift in px, either direction
-    scale: float = 0.1  # zoom drawn from [1 - scale, 1 + scale]
+    scale: float = 0.0  # zoom out/in: the zoom is drawn from [1 - scale, 1 + scale + crop]
     rotate: float = 10.0  # degrees, drawn from [-rotate, rotate]
     strength: float = 1.0
+    crop: float = 0.5  # extra zoom-in: the model sees a random crop down to 1/(1 + crop) of the canvas
 
     def __post_init__(self) -> None:
-        for name in ("pad", "jitter", "scale", "rotate", "strength"):
+        for name in ("pad", "jitter", "scale", "rotate", "strength", "crop"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise InvalidSettingError(f"Transform {name} must be a finite number >= 0, got {value!r}.")
@@ -39,10 +46,15 @@ class TransformConfig:
                 f"Transform scale x strength must stay below 0.9 (got {self.scale * self.strength:.3g}): "
                 "the zoom range is 1 +/- scale*strength."
             )
+        if self.crop * self.strength > 4:
+            raise InvalidSettingError(
+                f"Transform crop x strength must be at most 4 (got {self.crop * self.strength:.3g}): "
+                "beyond that the model sees a fifth of the canvas or less."
+            )
 
     @property
     def is_identity(self) -> bool:
-        return self.strength == 0 or (self.pad == self.jitter == 0 and self.scale == self.rotate == 0)
+        return self.strength == 0 or (self.pad == self.jitter == 0 and self.scale == self.rotate == self.crop == 0)
 
 
 def random_affine(
@@ -63,7 +75,8 @@ def random_affine(
     k = config.strength
     rand = torch.rand((n, 4), generator=generator, device=generator.device if generator else x.device)
     rand = rand.to(x.device, x.dtype) * 2 - 1  # uniform in [-1, 1]
-    zoom = 1 + rand[:, 0] * config.scale * k
+    low, high = 1 - config.scale * k, 1 + (config.scale + config.crop) * k
+    zoom = low + (rand[:, 0] + 1) / 2 * (high - low)
     angle = rand[:, 1] * math.radians(config.rotate * k)
     shift_x = rand[:, 2] * config.jitter * k
     shift_y = rand[:, 3] * config.jitter * k
