@@ -321,3 +321,24 @@ def test_refused_batch_change_leaves_settings_alone(tiny: FeatvizModel) -> None:
         r.update(batch=3)
     assert r.settings.batch == 2 and r.image().shape[0] == 2
     r.step()
+
+
+def test_banded_sampling_equals_one_grid_sample() -> None:
+    # The CPU speed-up cuts one image's output rows into bands: same values, same gradients.
+    from featviz_widgets.engine.transforms import _sample
+
+    x = torch.rand(1, 3, 20, 30, requires_grad=True)
+    theta = torch.tensor([[[0.8, -0.3, 0.1], [0.3, 0.9, -0.2]]])
+    grid = torch.nn.functional.affine_grid(theta, [1, 3, 24, 16], align_corners=False)
+    weights = torch.rand(1, 3, 24, 16)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        banded = _sample(x, grid)
+        (gb,) = torch.autograd.grad((banded * weights).sum(), x)
+    finally:
+        torch.set_num_threads(threads)
+    plain = torch.nn.functional.grid_sample(x, grid, align_corners=False)
+    (gp,) = torch.autograd.grad((plain * weights).sum(), x)
+    assert torch.allclose(banded, plain, atol=1e-6)
+    assert torch.allclose(gb, gp, atol=1e-5)

@@ -56,16 +56,17 @@ class FourierBasis(nn.Module):
     ) -> None:
         super().__init__()
         self.size = (height, width)
-        self.register_buffer("scale", fourier_scale(height, width, decay))
+        # The 1/MAGIC factor is folded into the scale: one multiplication fewer per step.
+        self.register_buffer("scale", fourier_scale(height, width, decay) / self.MAGIC)
         spectrum = torch.randn((batch, 3, height, width // 2 + 1, 2), generator=generator) * sd
         self.coeffs = nn.Parameter(spectrum)
 
     def forward(self) -> torch.Tensor:
         spec = torch.view_as_complex(self.coeffs) * self.scale
-        return torch.fft.irfft2(spec, s=self.size) / self.MAGIC
+        return torch.fft.irfft2(spec, s=self.size)
 
     def set_image(self, pre: torch.Tensor) -> None:
-        spec = torch.fft.rfft2(pre * self.MAGIC, s=self.size) / self.scale
+        spec = torch.fft.rfft2(pre, s=self.size) / self.scale
         with torch.no_grad():
             self.coeffs.copy_(torch.view_as_real(spec).expand_as(self.coeffs))
 
@@ -116,8 +117,9 @@ class ImageParam(nn.Module):
         if self.shared is not None:
             x = x + self.shared()
         if self.decorrelate:
-            # A 1x1 convolution is the fastest way to mix the colours of every pixel.
-            x = torch.nn.functional.conv2d(x, self.color[:, :, None, None])
+            # Mix the colours of every pixel with one (3x3) @ (3, H*W) matmul per image: on CPU
+            # its backward is several times cheaper than a 1x1 convolution's.
+            x = (self.color @ x.flatten(2)).view_as(x)
         return torch.sigmoid(x)
 
     @torch.no_grad()

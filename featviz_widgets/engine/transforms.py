@@ -96,4 +96,26 @@ def random_affine(
     )
     grid = F.affine_grid(theta, [n, x.shape[1], oh, ow], align_corners=False)
     # Sampling (x - 0.5) with zero padding and adding 0.5 back gives a grey border.
-    return F.grid_sample(x - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
+    return _sample(x - 0.5, grid) + 0.5
+
+
+def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``grid_sample``, made to use every CPU thread for a single image.
+
+    PyTorch's CPU kernel (and its backward, the costlier half) parallelizes over the batch only,
+    so one image runs on one core. Cutting the output rows into bands, one per thread, and
+    sampling the same image (an expanded view, no copy) once per band gives exactly the same
+    values and gradients on all cores."""
+    n, c, _, _ = x.shape
+    oh, ow = grid.shape[1:3]
+    bands = torch.get_num_threads() if x.device.type == "cpu" and n == 1 else 1
+    if bands < 2 or oh % bands:
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(
+        x.expand(bands, -1, -1, -1),
+        grid.reshape(bands, oh // bands, ow, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )
+    return out.transpose(0, 1).reshape(1, c, oh, ow)
