@@ -1,0 +1,40 @@
+"""The benchmarks are not timed tests, but they must keep running: each one here runs with the
+smallest arguments it takes and prints its ratio line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(*args: str) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONPATH", None)  # without Lucent: the engine and floor columns only
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_engine_benchmark_runs() -> None:
+    out = run_benchmark("engine_vs_lucent.py", "--size", "64", "--steps", "2", "--rounds", "1")
+    assert out.count("ratio ") == 3 and "engine step =" in out
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_on_cpu_as_a_smoke_test() -> None:
+    out = run_benchmark("gpu.py", "--device", "cpu", "--steps", "2", "--batch", "4")
+    assert "float32: batch 1" in out and "bf16 autocast: batch 1" in out and "smoke run" in out
