@@ -108,14 +108,18 @@ def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     values and gradients on all cores."""
     n, c, _, _ = x.shape
     oh, ow = grid.shape[1:3]
-    bands = torch.get_num_threads() if x.device.type == "cpu" and n == 1 else 1
-    if bands < 2 or oh % bands:
+    bands = min(torch.get_num_threads(), oh) if x.device.type == "cpu" and n == 1 else 1
+    if bands < 2:
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    rows = -(-oh // bands)
+    extra = rows * bands - oh  # repeat the last row so the bands are equal; cut off below
+    if extra:
+        grid = torch.cat([grid, grid[:, -1:].expand(1, extra, ow, 2)], dim=1)
     out = F.grid_sample(
         x.expand(bands, -1, -1, -1),
-        grid.reshape(bands, oh // bands, ow, 2),
+        grid.reshape(bands, rows, ow, 2),
         mode="bilinear",
         padding_mode="zeros",
         align_corners=False,
     )
-    return out.transpose(0, 1).reshape(1, c, oh, ow)
+    return out.transpose(0, 1).reshape(1, c, rows * bands, ow)[:, :, :oh]
