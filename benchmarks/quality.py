@@ -4,7 +4,7 @@ defaults and for Lucent's recipe (Fourier, decorrelated colour, its standard tra
 0.05), side by side in one run, with the seconds per step of each.
 
     .venv/bin/pip install --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator   # for the Lucent column
-    .venv/bin/python benchmarks/quality.py [--size 224] [--no-lucent] [--held-out]
+    .venv/bin/python benchmarks/quality.py [--size 224] [--no-lucent] [--held-out] [--views 1]
 """
 
 from __future__ import annotations
@@ -39,8 +39,11 @@ def judge(judge_model, images: dict[int, np.ndarray]) -> int:
     return hits
 
 
+VIEWS = 1  # --views: transformed copies per step (a RenderSettings field)
+
+
 def ours(model, klass: int, size: int) -> tuple[dict[int, np.ndarray], float]:
-    r = Renderer(model, f"logits:{klass}", size=size)
+    r = Renderer(model, f"logits:{klass}", size=size, views=VIEWS)
     snaps, t0 = {}, time.perf_counter()
     for step in range(1, max(CHECKPOINTS) + 1):
         r.step()
@@ -74,7 +77,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--no-lucent", action="store_true")
     ap.add_argument("--held-out", action="store_true", help="the random class set instead of the fixed one")
+    ap.add_argument("--views", type=int, default=1, help="this engine's transformed copies per step")
     args = ap.parse_args()
+    global VIEWS
+    VIEWS = args.views
     classes = HELD_OUT if args.held_out else CLASSES
     warnings.filterwarnings("ignore")
     model, judge_model = load_model(), load_model("efficientnet_lite2")

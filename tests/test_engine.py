@@ -344,3 +344,37 @@ def test_banded_sampling_equals_one_grid_sample() -> None:
         assert banded.shape == plain.shape
         assert torch.allclose(banded, plain, atol=1e-6)
         assert torch.allclose(gb, gp, atol=1e-5)
+
+
+def test_views_average_the_objective_over_transformed_copies(tiny: FeatvizModel) -> None:
+    # Two images (one channel each, a batch-aware objective) and three views: the loss is the
+    # mean over views of what each view alone scores, with the views' own random draws.
+    from featviz_widgets.engine import BatchChannels, capture
+    from featviz_widgets.engine.objectives import Context
+
+    objective = BatchChannels("conv2", (1, 4))
+    r = Renderer(tiny, objective, size=32, batch=2, views=3, seed=4)
+    g = torch.Generator().manual_seed(4)  # the renderer's generator starts from the seed
+    image, values, loss = r.forward()
+    x = random_affine(image.detach().repeat(3, 1, 1, 1), r.settings.transform, g)
+    act = capture(tiny, x, ["conv2"])["conv2"]
+    per_view = [objective(Context({"conv2": act[2 * v : 2 * v + 2]}, image)) for v in range(3)]
+    expected = torch.stack(per_view).mean(0)
+    assert values.shape == (2,)
+    assert torch.allclose(values, expected, atol=1e-6)
+    assert torch.isclose(loss, -expected.sum(), atol=1e-6)
+
+
+def test_views_of_an_untransformed_image_change_nothing(tiny: FeatvizModel) -> None:
+    one = Renderer(tiny, "conv2:1", size=32, transform_strength=0, seed=3)
+    three = Renderer(tiny, "conv2:1", size=32, transform_strength=0, seed=3, views=3)
+    one.run(3)
+    three.run(3)
+    assert torch.allclose(one.image(), three.image(), atol=1e-5)
+    three.update(views=1)  # a live change: the image is kept
+    assert three.step_count == 3 and torch.allclose(one.image(), three.image(), atol=1e-5)
+
+
+def test_views_are_validated() -> None:
+    with pytest.raises(InvalidSettingError, match="views must be an integer from 1 to 64"):
+        RenderSettings(views=0)

@@ -163,10 +163,20 @@ class Renderer:
         s = self.settings
         image = self.param()
         out = (s.input_size, s.input_size) if s.input_size else None
-        x = random_affine(image, s.transform, self.generator, out)
+        n = image.shape[0]
+        # views > 1: one batch of n * views transformed copies ([all images, view 0], [view 1]...);
+        # the objective sees one view at a time, so batch-aware objectives keep their meaning.
+        x = random_affine(image.repeat(s.views, 1, 1, 1) if s.views > 1 else image, s.transform, self.generator, out)
         acts = capture(self.model, x, self.objective.layers)
         ctx = Context(acts, image)
-        values = self.objective(ctx)
+        if s.views == 1:
+            values = self.objective(ctx)
+        else:
+            per_view = [
+                self.objective(Context({k: a[v * n : (v + 1) * n] for k, a in acts.items()}, image))
+                for v in range(s.views)
+            ]
+            values = torch.stack(per_view).mean(0)
         loss = -values.sum()
         for name, penalty in _PENALTIES.items():
             weight = getattr(s, name)
