@@ -105,7 +105,14 @@ def test_save_then_load_settings_into_another_widget(dreamer: Dreamer, tiny: Fea
     c.unit.value = 5
     c.lr.value = 0.2
     c.tv.value = 0.5
-    assert wait(lambda: dreamer.runner.renderer is not None and dreamer.runner.renderer.settings.tv == 500.0)
+    c.views.value = 3
+    assert wait(
+        lambda: (
+            dreamer.runner.renderer is not None
+            and dreamer.runner.renderer.settings.tv == 500.0
+            and dreamer.runner.renderer.settings.views == 3
+        )
+    )
     path = dreamer.save(tmp_path / "x.png")
     assert read_settings(path)["target"]["unit"] == 5
     other = Dreamer(tiny, layer="conv1", size=32)
@@ -113,9 +120,19 @@ def test_save_then_load_settings_into_another_widget(dreamer: Dreamer, tiny: Fea
         other.load(path)
         assert other.controls.layer.value == "conv2" and other.controls.unit.value == 5
         assert other.controls.lr.value == pytest.approx(0.2) and other.controls.tv.value == pytest.approx(0.5)
+        assert other.controls.views.value == 3
         assert wait(lambda: other.runner.target.unit == 5)
     finally:
         other.close()
+
+
+def test_views_slider_applies_live_without_a_restart(dreamer: Dreamer) -> None:
+    assert dreamer.wait_for_steps(3)
+    before = dreamer.runner.renderer.step_count
+    dreamer.controls.views.value = 2
+    assert wait(lambda: dreamer.runner.renderer.settings.views == 2)
+    assert dreamer.runner.renderer.step_count >= before  # the image and step count carried on
+    assert dreamer.wait_for_steps(before + 3)
 
 
 def test_timelapse_gif(dreamer: Dreamer, tmp_path: Path) -> None:

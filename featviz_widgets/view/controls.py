@@ -49,6 +49,7 @@ class Controls:
     tv: W.FloatSlider
     blur: W.FloatSlider
     transform: W.FloatSlider
+    views: W.IntSlider
     size: W.Dropdown
     seed: W.BoundedIntText
     keep_image: W.Checkbox
@@ -71,6 +72,7 @@ class Controls:
                 self.tv,
                 self.blur,
                 self.transform,
+                self.views,
                 self.size,
                 self.seed,
                 self.keep_image,
@@ -155,6 +157,17 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             step=0.05,
             description="transforms",
             tooltip="Strength of the random crops, jitter, rotation and grey border",
+            layout=wide_layout(),
+            style=STYLE,
+        ),
+        views=W.IntSlider(
+            1,
+            min=1,
+            max=8,
+            description="views / step",
+            tooltip="Randomly transformed copies per step, objectives averaged: steadier steps for k times "
+            "the cost (2-4 suit a GPU)",
+            continuous_update=False,
             layout=wide_layout(),
             style=STYLE,
         ),

@@ -253,6 +253,7 @@ class Dreamer(W.HBox):
                 lambda ch, name=name: self._set(**{name: float(ch["new"]) * PENALTY_SCALE[name]}), names="value"
             )
         c.transform.observe(lambda ch: self._set(transform_strength=float(ch["new"])), names="value")
+        c.views.observe(lambda ch: self._set(views=int(ch["new"])), names="value")
         c.size.observe(self._on_size, names="value")
         c.seed.observe(lambda ch: self._guard(self.runner.reset, int(ch["new"])), names="value")
         c.keep_image.observe(lambda ch: setattr(self.runner, "keep_image", bool(ch["new"])), names="value")
@@ -432,6 +433,8 @@ class Dreamer(W.HBox):
             getattr(c, name).value = min(float(data.get(name, 0.0)) / PENALTY_SCALE[name], 1.0)
         if isinstance(data.get("transform"), dict):
             c.transform.value = float(data["transform"].get("strength", 1.0))
+        if isinstance(data.get("views"), int):
+            c.views.value = max(1, min(data["views"], c.views.max))
         size = data.get("size")
         if isinstance(size, int) and size in dict(c.size.options).values():
             c.size.value = size
