@@ -378,3 +378,12 @@ def test_views_of_an_untransformed_image_change_nothing(tiny: FeatvizModel) -> N
 def test_views_are_validated() -> None:
     with pytest.raises(InvalidSettingError, match="views must be an integer from 1 to 64"):
         RenderSettings(views=0)
+
+
+def test_affine_grid_matches_torch() -> None:
+    from featviz_widgets.engine.transforms import _affine_grid
+
+    theta = torch.randn(3, 2, 3, generator=torch.Generator().manual_seed(0))
+    for oh, ow in ((7, 5), (224, 224), (16, 40)):
+        expected = torch.nn.functional.affine_grid(theta, [3, 3, oh, ow], align_corners=False)
+        assert torch.allclose(_affine_grid(theta, oh, ow), expected, atol=1e-6)

@@ -94,9 +94,19 @@ def random_affine(
         ],
         dim=1,
     )
-    grid = F.affine_grid(theta, [n, x.shape[1], oh, ow], align_corners=False)
+    grid = _affine_grid(theta, oh, ow)
     # Sampling (x - 0.5) with zero padding and adding 0.5 back gives a grey border.
     return _sample(x - 0.5, grid) + 0.5
+
+
+def _affine_grid(theta: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
+    """``F.affine_grid(theta, (n, c, oh, ow), align_corners=False)`` as two broadcast sums:
+    the same values at a fraction of the cost (it builds a (n, h*w, 3) base grid and a bmm)."""
+    xs = (torch.arange(ow, device=theta.device, dtype=theta.dtype) * 2 + 1) / ow - 1
+    ys = (torch.arange(oh, device=theta.device, dtype=theta.dtype) * 2 + 1) / oh - 1
+    t = theta[:, :, :, None, None]  # (n, 2, 3, 1, 1)
+    grid = t[:, :, 0] * xs[None, :] + (t[:, :, 1] * ys[:, None] + t[:, :, 2])  # (n, 2, oh, ow)
+    return grid.permute(0, 2, 3, 1).contiguous()
 
 
 def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
