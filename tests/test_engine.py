@@ -387,3 +387,8 @@ def test_affine_grid_matches_torch() -> None:
     for oh, ow in ((7, 5), (224, 224), (16, 40)):
         expected = torch.nn.functional.affine_grid(theta, [3, 3, oh, ow], align_corners=False)
         assert torch.allclose(_affine_grid(theta, oh, ow), expected, atol=1e-6)
+
+
+def test_settings_side_is_the_longest_canvas_side() -> None:
+    assert RenderSettings(size=96).side == 96
+    assert RenderSettings(size=(60, 100)).side == 100

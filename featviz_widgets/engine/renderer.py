@@ -135,6 +135,18 @@ class Renderer:
         keep = self.image() if keep_image and "seed" not in changed else None
         self._build(keep)
 
+    def halve_size(self, minimum: int) -> int | None:
+        """After running out of device memory: free the device cache and halve the canvas,
+        keeping the picture. Returns the side it halved, or None (nothing changed) when half
+        would be under ``minimum`` pixels."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        side = self.settings.side
+        if side // 2 < minimum:
+            return None
+        self.update(keep_image=True, size=side // 2)
+        return side
+
     def set_objective(self, objective: Objective | str, keep_image: bool = True) -> None:
         """Switch target. ``keep_image`` warm-starts from the current picture (with fresh
         optimizer state); otherwise the image restarts from the seed."""
@@ -331,20 +343,17 @@ def render(
 
 def _shrink_after_oom(renderer: Renderer) -> None:
     """Out of device memory in a headless render: halve the size (keeping the picture) and warn."""
-    size = renderer.settings.size
-    side = max(size) if isinstance(size, tuple) else size
-    if renderer.device.type == "cuda":
-        torch.cuda.empty_cache()
-    if side // 2 < 16:
+    side = renderer.halve_size(minimum=16)
+    if side is None:
         raise InvalidSettingError(
-            f"Out of {renderer.device.type} memory even at {side} px; free memory or pass device='cpu' to load_model."
+            f"Out of {renderer.device.type} memory even at {renderer.settings.side} px; "
+            "free memory or pass device='cpu' to load_model."
         )
     warnings.warn(
         f"Out of {renderer.device.type} memory at {side} px: continuing at {side // 2} px.",
         RuntimeWarning,
         stacklevel=3,
     )
-    renderer.update(keep_image=True, size=side // 2)
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -85,6 +85,11 @@ class RenderSettings:
         if not isinstance(self.transform, TransformConfig):
             raise InvalidSettingError(f"transform must be a TransformConfig, got {type(self.transform).__name__}.")
 
+    @property
+    def side(self) -> int:
+        """The canvas's longest side in pixels."""
+        return max(self.size) if isinstance(self.size, tuple) else self.size
+
     def replace(self, **changes: Any) -> RenderSettings:
         """A new, validated RenderSettings; ``transform_strength=`` is a shortcut."""
         if "transform_strength" in changes:

@@ -250,14 +250,10 @@ class LiveRunner:
                 self.history.clear()
             if "photo" in pending:
                 photo = pending["photo"]
-                side = max(r.settings.size) if isinstance(r.settings.size, tuple) else r.settings.size
+                side = r.settings.side
                 r.set_init_image(photo)
-                if photo is None:
-                    r.update(keep_image=False, size=side)
-                else:
-                    h, w = photo.shape[-2:]
-                    scale = side / max(h, w)
-                    r.update(keep_image=False, size=(max(16, round(h * scale)), max(16, round(w * scale))))
+                size = side if photo is None else _fit(photo.shape[-2:], side, minimum=16)
+                r.update(keep_image=False, size=size)
                 r.reset()
                 self.settings = r.settings
                 self.history.clear()
@@ -336,16 +332,15 @@ class LiveRunner:
     def _out_of_memory(self) -> None:
         """Out of device memory: halve the image (keeping the picture), down to 32 px, and say so."""
         r = self.renderer
-        if self.model.device.type == "cuda":
-            torch.cuda.empty_cache()
-        size = r.settings.size if r is not None else self.settings.size
-        side = max(size) if isinstance(size, tuple) else size
-        if r is None or side // 2 < 32:
+        side = r.halve_size(minimum=32) if r is not None else None
+        if side is None:
+            if r is None and self.model.device.type == "cuda":
+                torch.cuda.empty_cache()  # (halve_size has freed it otherwise)
             self.status.update(error="Out of memory even at 32 px: close other widgets or use the CPU.", state="error")
             self._paused = True
             self._safe_status()
             return
-        r.update(keep_image=True, size=max(32, side // 2))
+        assert r is not None
         self.settings = r.settings
         self.status["warning"] = f"Out of {self.model.device.type} memory at {side} px: continuing at {side // 2} px."
         self._safe_status()
@@ -379,14 +374,15 @@ class LiveRunner:
 def _thumbnail(renderer: Renderer, side: int = 160) -> np.ndarray:
     """The current image (or grid) shrunk to at most ``side`` pixels, as uint8 HxWx3."""
     img = renderer.image()
-    h, w = img.shape[-2:]
-    if max(h, w) > side:
-        scale = side / max(h, w)
+    if max(img.shape[-2:]) > side:
         img = torch.nn.functional.interpolate(
-            img,
-            (max(1, round(h * scale)), max(1, round(w * scale))),
-            mode="bilinear",
-            align_corners=False,
-            antialias=True,
+            img, _fit(img.shape[-2:], side), mode="bilinear", align_corners=False, antialias=True
         )
     return tile(to_uint8(img))
+
+
+def _fit(shape: tuple[int, int] | torch.Size, side: int, minimum: int = 1) -> tuple[int, int]:
+    """(height, width) scaled so the longest side is ``side``, each at least ``minimum``."""
+    h, w = shape
+    scale = side / max(h, w)
+    return max(minimum, round(h * scale)), max(minimum, round(w * scale))
