@@ -17,7 +17,16 @@ from PIL import Image
 from ..errors import InvalidSettingError
 from .layers import LayerInfo, capture, layer_info
 from .models import FeatvizModel, ensure_model
-from .objectives import BatchChannels, Channel, Context, Direction, Objective, _ImagePenalty, as_spatial
+from .objectives import (
+    BatchChannels,
+    Channel,
+    Context,
+    Direction,
+    Objective,
+    _ImagePenalty,
+    as_objective,
+    as_spatial,
+)
 from .photos import iter_photos, pil_to_tensor
 from .renderer import Renderer, to_pil
 from .settings import check_int
@@ -150,8 +159,6 @@ def interpolate(
 ) -> Sheet:
     """Frames for alpha = 0..1 of alpha*B + (1 - alpha)*A, sharing a common image component so
     neighbouring frames line up (Distill's "interaction between neurons")."""
-    from .objectives import as_objective
-
     model = ensure_model(model)
     frames = check_int("frames", frames, 2, 64)
     oa, ob = as_objective(a), as_objective(b)
@@ -233,8 +240,6 @@ def deepdream_photo(
     """DeepDream (or feature accentuation, with ``stay_close`` > 0) on a photo: optimize the
     photo's pixels for ``objective`` from a small octave up to full size; ``strength`` is the
     learning rate."""
-    from .objectives import as_objective
-
     model = ensure_model(model)
     octaves = check_int("octaves", octaves, 1, 8)
     if not 1.0 < octave_scale <= 3.0:
@@ -308,8 +313,6 @@ def top_exemplars(
     first. ``photos`` is a
     folder, an iterable of (name, PIL image), or None for the bundled samples. Streaming: one
     batch of crops and the current top-k are all that is held in memory."""
-    from .objectives import as_objective
-
     model = ensure_model(model)
     objective = as_objective(objective)
     source = photos if not isinstance(photos, (str, type(None))) else iter_photos(photos)

@@ -35,19 +35,13 @@ def load_photo(
 ) -> Image.Image:
     """Decode an uploaded file (bytes) or a path into an RGB image no larger than ``max_side``."""
     label = name or (str(data) if isinstance(data, (str, Path)) else "upload")
-    if isinstance(data, (str, Path)):
-        path = Path(data)
-        if not path.is_file():
-            raise PhotoError(f"{label!r} is not a file.")
-        if path.stat().st_size > MAX_BYTES:
-            raise PhotoError(
-                f"{label!r} is {path.stat().st_size / 1e6:.0f} MB; photos up to {MAX_BYTES / 1e6:.0f} MB are accepted."
-            )
-        raw = path.read_bytes()
-    else:
-        raw = bytes(data)
-    if len(raw) > MAX_BYTES:
-        raise PhotoError(f"{label!r} is {len(raw) / 1e6:.0f} MB; photos up to {MAX_BYTES / 1e6:.0f} MB are accepted.")
+    path = Path(data) if isinstance(data, (str, Path)) else None
+    if path is not None and not path.is_file():
+        raise PhotoError(f"{label!r} is not a file.")
+    size = path.stat().st_size if path is not None else memoryview(data).nbytes  # before reading a file
+    if size > MAX_BYTES:
+        raise PhotoError(f"{label!r} is {size / 1e6:.0f} MB; photos up to {MAX_BYTES / 1e6:.0f} MB are accepted.")
+    raw = path.read_bytes() if path is not None else bytes(data)
     if not raw:
         raise PhotoError(f"{label!r} is empty.")
     try:

@@ -24,6 +24,7 @@ from .layers import capture, layers_by_name
 from .models import FeatvizModel, ensure_model
 from .objectives import L1, BlurPenalty, Context, Objective, TotalVariation, as_objective
 from .param import ImageParam
+from .photos import pil_to_tensor
 from .settings import RenderSettings, check_int
 from .transforms import random_affine
 
@@ -292,8 +293,7 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
 
 def _image_tensor(image: torch.Tensor | Image.Image) -> torch.Tensor:
     if isinstance(image, Image.Image):
-        arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-        return torch.from_numpy(arr).permute(2, 0, 1)[None]
+        return pil_to_tensor(image)
     if not isinstance(image, torch.Tensor) or image.dim() not in (3, 4) or image.shape[-3] != 3:
         raise InvalidSettingError("init_image must be a PIL image or a 3xHxW / Nx3xHxW tensor in [0, 1].")
     return image if image.dim() == 4 else image[None]
