@@ -163,3 +163,14 @@ def test_loading_a_file_without_settings_is_a_message(dreamer: Dreamer, tmp_path
     assert "no featviz settings" in dreamer.status.value
     dreamer._guard(dreamer.load, b"not a png at all")
     assert "⚠" in dreamer.status.value and dreamer.last_error is not None
+
+
+def test_copy_as_code_failure_is_a_status_message(dreamer: Dreamer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from featviz_widgets.errors import FeatvizError
+
+    def no_image() -> str:
+        raise FeatvizError("No image yet: the optimization has not made a step.")
+
+    monkeypatch.setattr(dreamer, "code", no_image)
+    dreamer.export.code_button.click()  # a button callback must not raise into the notebook
+    assert "No image yet" in dreamer.status.value

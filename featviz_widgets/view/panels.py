@@ -425,7 +425,7 @@ class ExportPanel:
         self.links = W.HTML("")
         self.save_button.on_click(lambda _b: self._save())
         self.gif_button.on_click(lambda _b: self._gif())
-        self.code_button.on_click(lambda _b: setattr(self.code, "value", self.d.code()))
+        self.code_button.on_click(lambda _b: self.d._guard(lambda: setattr(self.code, "value", self.d.code())))
         self.load.observe(self._on_load, names="value")
         self.widget = W.VBox(
             [
