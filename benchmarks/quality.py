@@ -10,6 +10,7 @@ defaults and for Lucent's recipe (Fourier, decorrelated colour, its standard tra
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 import warnings
 
@@ -39,11 +40,8 @@ def judge(judge_model, images: dict[int, np.ndarray]) -> int:
     return hits
 
 
-VIEWS = 1  # --views: transformed copies per step (a RenderSettings field)
-
-
-def ours(model, klass: int, size: int) -> tuple[dict[int, np.ndarray], float]:
-    r = Renderer(model, f"logits:{klass}", size=size, views=VIEWS)
+def ours(model, klass: int, size: int, views: int = 1) -> tuple[dict[int, np.ndarray], float]:
+    r = Renderer(model, f"logits:{klass}", size=size, views=views)
     snaps, t0 = {}, time.perf_counter()
     for step in range(1, max(CHECKPOINTS) + 1):
         r.step()
@@ -79,12 +77,11 @@ def main() -> None:
     ap.add_argument("--held-out", action="store_true", help="the random class set instead of the fixed one")
     ap.add_argument("--views", type=int, default=1, help="this engine's transformed copies per step")
     args = ap.parse_args()
-    global VIEWS
-    VIEWS = args.views
     classes = HELD_OUT if args.held_out else CLASSES
     warnings.filterwarnings("ignore")
     model, judge_model = load_model(), load_model("efficientnet_lite2")
-    methods = {"featviz": ours} if args.no_lucent else {"featviz": ours, "lucent": lucent}
+    featviz = functools.partial(ours, views=args.views)
+    methods = {"featviz": featviz} if args.no_lucent else {"featviz": featviz, "lucent": lucent}
     results = {}
     for name, fn in methods.items():
         per_step = {s: {} for s in CHECKPOINTS}
