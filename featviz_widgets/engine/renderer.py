@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from ..errors import InvalidSettingError
+from .allocator import keep_freed_memory
 from .layers import capture, layers_by_name
 from .models import FeatvizModel, ensure_model
 from .objectives import L1, BlurPenalty, Context, Objective, TotalVariation, as_objective
@@ -85,6 +86,8 @@ class Renderer:
     ) -> None:
         self.model = ensure_model(model)
         self.device = self.model.device
+        if self.device.type == "cpu":
+            keep_freed_memory()  # no page faults a step on CPU (see allocator.py)
         self.settings = (settings or RenderSettings()).replace(**changes)
         self.callback = callback
         self.step_count = 0
