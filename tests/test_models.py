@@ -173,3 +173,40 @@ def test_folding_batchnorm_keeps_the_function() -> None:
         assert fold_batchnorm(net) == 1 + sum(3 if b.expand is not None else 2 for b in net.blocks) + 1
         assert torch.allclose(net(x), before, atol=1e-4)
         assert torch.allclose(net.blocks[:9](net.stem(net.input_scale(x))), mid_before, atol=1e-4)
+
+
+@pytest.mark.parametrize("height, width", [(16, 16), (15, 15), (16, 13), (9, 12)])
+@pytest.mark.parametrize("kernel, groups", [(3, 1), (5, 6)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_same_padding_without_a_padded_copy_equals_tf_same(
+    height: int, width: int, kernel: int, groups: int, channels_last: bool
+) -> None:
+    """The zero-row kernel trick gives TF "SAME" exactly: the same values and input gradients as
+    padding the input asymmetrically (the reference below, as TF defines it)."""
+    import math
+
+    import torch.nn.functional as F
+
+    from featviz_widgets.engine.efficientnet_lite import SamePadConv2d
+
+    torch.manual_seed(0)
+    conv = SamePadConv2d(6, 6, kernel, stride=2, groups=groups)
+    conv.bias = nn.Parameter(torch.randn(6))
+    x = torch.randn(2, 6, height, width)
+    if channels_last:
+        conv, x = conv.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+
+    def reference(x: torch.Tensor) -> torch.Tensor:
+        ph = max((math.ceil(height / 2) - 1) * 2 + kernel - height, 0)
+        pw = max((math.ceil(width / 2) - 1) * 2 + kernel - width, 0)
+        padded = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return F.conv2d(padded, conv.weight, conv.bias, 2, 0, 1, groups)
+
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ours, theirs = conv(xa), reference(xb)
+    assert ours.shape == theirs.shape == (2, 6, math.ceil(height / 2), math.ceil(width / 2))
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    grad = torch.randn_like(ours)
+    ours.backward(grad)
+    theirs.backward(grad)
+    torch.testing.assert_close(xa.grad, xb.grad, atol=1e-5, rtol=1e-5)
