@@ -1,17 +1,22 @@
 """Keep freed CPU memory in the process for the next step instead of handing it back to the OS.
 
-glibc's malloc gives large freed blocks back to the kernel (blocks above a threshold that it moves
-between 128 KB and 32 MB are separate mappings, and the top of the heap is trimmed), and maps them
-afresh on the next allocation; every page of a fresh mapping faults on its first write. A step
-allocates and frees the same few MB of activations every time, so with glibc's defaults a 224 px
-step at ``blocks.2`` took 1,800-3,500 page faults on the 2-core CI machine: about 3 ms of a 10 ms
-step, and it varied with whatever the heap held before (the main source of run-to-run noise in
-the benchmarks). Fixing the mmap threshold at 32 MB and trimming the heap only past 2 GB keeps those pages
-mapped for reuse: no faults after the first step.
+glibc's malloc gives large freed blocks back to the kernel (blocks above a threshold that moves
+between 128 KB and 32 MB are separate mappings, the top of the heap is trimmed, and threads other
+than the main one get arenas of at most 64 MB), and maps them afresh on the next allocation;
+every page of a fresh mapping faults on its first write. A step allocates and frees the same
+activations every time, so with glibc's defaults a 224 px step at ``blocks.2`` took hundreds to
+3,500 page faults (up to 3 ms of a 10 ms step, varying with what the heap held before: the main
+source of run-to-run noise in the benchmarks), and a batch of 32 images 150,000-400,000 (more
+than half of the step). With one arena for all threads, blocks up to 1 GB kept in the heap and
+the heap top trimmed only past 2 GB, the same pages are reused: no faults once the heap has
+settled (after ~15 steps), and batch renders on CPU run 2-2.4x faster (benchmarks/memory.py).
 
-The price: the process keeps its peak heap after a large render instead of shrinking (blocks over
-32 MB are still mapped and unmapped as before). Only glibc (Linux) is changed, once per process,
-when the first CPU ``Renderer`` is built; set ``FEATVIZ_KEEP_FREED_MEMORY=0`` to leave malloc alone.
+The price: the process keeps its peak heap after a large render instead of shrinking, and threads
+share one malloc arena (a lock; negligible next to a step). Only glibc (Linux) is changed, once per
+process, when a model is loaded for the CPU or a CPU ``Renderer`` is built; a thread that has
+allocated before keeps its own arena, so the first call should come from the main thread, before
+any render thread starts (``load_model`` does it). Set ``FEATVIZ_KEEP_FREED_MEMORY=0`` to leave
+malloc alone.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import sys
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's own dynamic maximum on 64-bit
+_M_ARENA_MAX = -8
+MMAP_THRESHOLD = 2**30  # blocks above 1 GB are still mapped and unmapped each time
 TOP_PAD = 256 * 1024 * 1024
 TRIM_THRESHOLD = 2**31 - 1  # the largest int mallopt takes: trim only past 2 GB of free heap top
 OPT_OUT = "FEATVIZ_KEEP_FREED_MEMORY"
@@ -58,6 +64,6 @@ def _tune() -> bool:
     # mmap threshold first, so a refused trim setting cannot leave every tensor mmapped.
     if not mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD):
         return False
-    if not mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD):
-        return False
-    return bool(mallopt(_M_TOP_PAD, TOP_PAD))
+    # Threads that already own an arena keep it: hence tuning early, in load_model.
+    settings = ((_M_TRIM_THRESHOLD, TRIM_THRESHOLD), (_M_TOP_PAD, TOP_PAD), (_M_ARENA_MAX, 1))
+    return all(mallopt(option, value) for option, value in settings)

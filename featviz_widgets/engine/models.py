@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelInputError, WeightsError
+from .allocator import keep_freed_memory
 from .efficientnet_lite import VARIANTS, EfficientNetLite, fold_batchnorm, translate_lukemelas_keys
 
 EMBEDDED_MODEL = "efficientnet_lite0"
@@ -319,6 +320,9 @@ def load_model(
     """
     from .device import pick_device
 
+    target = pick_device(device)
+    if target.type == "cpu":
+        keep_freed_memory()  # before any render thread starts (see allocator.py)
     if model is None:
         model = EMBEDDED_MODEL
     if isinstance(model, nn.Module):
@@ -330,7 +334,7 @@ def load_model(
         fm = load_efficientnet_lite(key, weights) if key in VARIANTS else load_torchvision(model, weights)
     else:
         raise ModelInputError(f"model must be None, a model name or an nn.Module, not {type(model).__name__}.")
-    return fm.to(pick_device(device))
+    return fm.to(target)
 
 
 def ensure_model(model: str | nn.Module | None) -> FeatvizModel:

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..engine import explore
+from ..engine.openmp import release_idle_openmp_threads
 from ..engine.photos import SAMPLES, PhotoError, load_photo, pil_to_tensor, sample_photo
 from ..errors import FeatvizError
 from ..runner.encode import encode, tile, tile_index
@@ -93,6 +94,7 @@ class Job:
                 if was_running and not self.dreamer._closed:
                     runner.resume()
 
+        release_idle_openmp_threads()  # see engine/openmp.py: the job's OpenMP team runs at full speed
         self.thread = threading.Thread(target=body, name=f"featviz-job-{name}", daemon=True)
         self.thread.start()
         return True

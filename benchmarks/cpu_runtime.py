@@ -1,0 +1,95 @@
+"""CPU steps with and without the engine's process-wide tuning, side by side: every measurement
+runs in a fresh process, the variants alternate, and the median of the rounds is reported.
+
+- malloc (engine/allocator.py): tuned, or glibc's defaults (FEATVIZ_KEEP_FREED_MEMORY=0);
+- OpenMP (engine/openmp.py): for a render thread, the main thread releases its idle team before
+  starting it (as the widget does), or not.
+
+    .venv/bin/python benchmarks/cpu_runtime.py [--rounds 3]
+
+Cases (embedded model, 224 px, all CPU threads): one image at blocks.2 and a batch of 32
+channels of blocks.3, on the main thread (malloc) and on a render thread (OpenMP; the widget's
+live loop and gallery run on one). Prints steps/s, page faults a step, peak RSS, and one ratio line each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+CHILD = """
+import json, resource, sys, threading, time
+from featviz_widgets.engine import BatchChannels, Renderer, load_model, allocator
+from featviz_widgets.engine.openmp import release_idle_openmp_threads
+batch, threaded, release = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3] == "1"
+model = load_model()
+out = {}
+
+def run():
+    objective = BatchChannels("blocks.3", channels=tuple(range(batch))) if batch > 1 else "blocks.2:3"
+    r = Renderer(model, objective, size=224, batch=batch)
+    r.run(15 if batch == 1 else 5)  # the heap settles
+    f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+    steps = 30 if batch == 1 else 4
+    r.run(steps)
+    out["steps_s"] = steps / (time.perf_counter() - t0)
+    out["faults"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / steps
+
+if threaded:
+    if release:
+        release_idle_openmp_threads()
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+else:
+    run()
+out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+# name: (batch, on a render thread, {variant: (malloc tuned, OpenMP released)})
+CASES = {
+    "malloc, 1 image": (1, False, {"tuned": (True, False), "default": (False, False)}),
+    "malloc, 32 channels": (32, False, {"tuned": (True, False), "default": (False, False)}),
+    "OpenMP, 1 image thread": (1, True, {"released": (True, True), "default": (True, False)}),
+    "OpenMP, 32 ch. thread": (32, True, {"released": (True, True), "default": (True, False)}),
+}
+
+
+def measure(batch: int, threaded: bool, malloc: bool, release: bool) -> dict[str, float]:
+    env = dict(os.environ)
+    env.pop("FEATVIZ_KEEP_FREED_MEMORY", None)
+    if not malloc:
+        env["FEATVIZ_KEEP_FREED_MEMORY"] = "0"
+    args = [sys.executable, "-c", CHILD, str(batch), str(int(threaded)), str(int(release))]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    print(f"{'case':<22} {'variant':<9} {'steps/s':>8} {'faults/step':>12} {'peak RSS MB':>12}")
+    lines = []
+    for name, (batch, threaded, variants) in CASES.items():
+        runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+        for _ in range(args.rounds):
+            for variant, (malloc, release) in variants.items():  # alternating: noise hits both alike
+                runs[variant].append(measure(batch, threaded, malloc, release))
+        speed = {}
+        for variant, results in runs.items():
+            med = {k: statistics.median(r[k] for r in results) for k in ("steps_s", "faults", "rss_mb")}
+            speed[variant] = med["steps_s"]
+            print(f"{name:<22} {variant:<9} {med['steps_s']:>8.2f} {med['faults']:>12.0f} {med['rss_mb']:>12.0f}")
+        tuned, default = list(speed)
+        lines.append(f"ratio {name}: {tuned} is {speed[tuned] / speed[default]:.2f}x {default}")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Process-wide CPU tuning, checked in fresh processes (it is once-only or changes the process):
+the malloc settings of engine/allocator.py (page faults a step) and the OpenMP release of
+engine/openmp.py (the main thread's idle workers go, and come back when needed)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from featviz_widgets.engine import allocator
+
+glibc_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc only"
+)
+
+# A 64-channel conv at 224 px, batch 8: 103 MB activations, allocated and freed every step in a
+# render thread (as the widget's loop and gallery jobs run), the model loaded in the main thread.
+FAULTS_PER_STEP = """
+import resource, threading, torch
+from torch import nn
+from featviz_widgets.engine import Renderer, load_model
+from featviz_widgets.engine.allocator import keep_freed_memory
+torch.set_num_threads(1)
+net = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 8, 3, padding=1))
+model = load_model(net, input_size=224, name="wide")
+windows = []
+
+def render():
+    r = Renderer(model, "2:0", size=224, batch=8)
+    r.run(6)  # the heap settles within ~15 steps, now and then later: the best window counts
+    for _ in range(4):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        r.run(2)
+        windows.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 2)
+
+thread = threading.Thread(target=render)
+thread.start()
+thread.join()
+print(keep_freed_memory(), min(windows))
+"""
+
+
+def faults_per_step(opt_out: bool) -> tuple[bool, float]:
+    env = dict(os.environ)
+    env.pop(allocator.OPT_OUT, None)
+    if opt_out:
+        env[allocator.OPT_OUT] = "0"
+    out = subprocess.run(
+        [sys.executable, "-c", FAULTS_PER_STEP], env=env, capture_output=True, text=True, timeout=300, check=True
+    )
+    tuned, faults = out.stdout.split()
+    return tuned == "True", float(faults)
+
+
+@glibc_only
+def test_cpu_steps_stop_page_faulting_once_the_heap_settles() -> None:
+    tuned, faults = faults_per_step(opt_out=False)
+    default_tuned, default_faults = faults_per_step(opt_out=True)
+    assert tuned and not default_tuned
+    assert faults < 50, f"{faults} page faults a step with the tuned allocator"
+    # glibc's defaults hand the activations back to the kernel and fault them in again each step.
+    assert default_faults > 20 * max(faults, 50)
+
+
+@glibc_only
+def test_tuning_is_applied_once_and_reported() -> None:
+    first = allocator.keep_freed_memory()
+    assert first is allocator.keep_freed_memory()
+    assert first == (os.environ.get(allocator.OPT_OUT, "1") != "0")
+
+
+# Thread counts of this process: the main thread's OpenMP team (1 worker with 2 threads) goes when
+# released and comes back with the next parallel op on the main thread.
+OPENMP_TEAM = """
+import os, time, torch
+from featviz_widgets.engine.openmp import release_idle_openmp_threads
+torch.set_num_threads(2)
+a = torch.randn(256, 256)
+
+def count():
+    time.sleep(0.1)  # the released workers exit on their own
+    return len(os.listdir("/proc/self/task"))
+
+a @ a
+busy = count()
+released = release_idle_openmp_threads()
+idle = count()
+a @ a
+print(released, busy, idle, count())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the OpenMP runtime in /proc/self/maps")
+def test_main_thread_releases_its_idle_openmp_workers() -> None:
+    out = subprocess.run([sys.executable, "-c", OPENMP_TEAM], capture_output=True, text=True, timeout=120, check=True)
+    released, busy, idle, again = out.stdout.split()
+    assert released == "True"
+    assert int(idle) == int(busy) - 1
+    assert int(again) == int(busy)
