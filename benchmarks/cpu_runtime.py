@@ -5,7 +5,7 @@ runs in a fresh process, the variants alternate, and the median of the rounds is
 - OpenMP (engine/openmp.py): for a render thread, the main thread releases its idle team before
   starting it (as the widget does), or not.
 
-    .venv/bin/python benchmarks/cpu_runtime.py [--rounds 3]
+    .venv/bin/python benchmarks/cpu_runtime.py [--rounds 3] [--size 224] [--batch 32]
 
 Cases (embedded model, 224 px, all CPU threads): one image at blocks.2 and a batch of 32
 channels of blocks.3, on the main thread (malloc) and on a render thread (OpenMP; the widget's
@@ -25,13 +25,13 @@ CHILD = """
 import json, resource, sys, threading, time
 from featviz_widgets.engine import BatchChannels, Renderer, load_model, allocator
 from featviz_widgets.engine.openmp import release_idle_openmp_threads
-batch, threaded, release = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3] == "1"
+batch, threaded, release, size = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3] == "1", int(sys.argv[4])
 model = load_model()
 out = {}
 
 def run():
     objective = BatchChannels("blocks.3", channels=tuple(range(batch))) if batch > 1 else "blocks.2:3"
-    r = Renderer(model, objective, size=224, batch=batch)
+    r = Renderer(model, objective, size=size, batch=batch)
     r.run(15 if batch == 1 else 5)  # the heap settles
     f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
     steps = 30 if batch == 1 else 4
@@ -51,21 +51,26 @@ out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))
 """
 
-# name: (batch, on a render thread, {variant: (malloc tuned, OpenMP released)})
-CASES = {
-    "malloc, 1 image": (1, False, {"tuned": (True, False), "default": (False, False)}),
-    "malloc, 32 channels": (32, False, {"tuned": (True, False), "default": (False, False)}),
-    "OpenMP, 1 image thread": (1, True, {"released": (True, True), "default": (True, False)}),
-    "OpenMP, 32 ch. thread": (32, True, {"released": (True, True), "default": (True, False)}),
-}
+MALLOC = {"tuned": (True, False), "default": (False, False)}  # variant: (malloc tuned, OpenMP released)
+OPENMP = {"released": (True, True), "default": (True, False)}
 
 
-def measure(batch: int, threaded: bool, malloc: bool, release: bool) -> dict[str, float]:
+def cases(batch: int) -> dict[str, tuple[int, bool, dict[str, tuple[bool, bool]]]]:
+    """name: (batch, on a render thread, variants)"""
+    return {
+        "malloc, 1 image": (1, False, MALLOC),
+        f"malloc, {batch} channels": (batch, False, MALLOC),
+        "OpenMP, 1 image thread": (1, True, OPENMP),
+        f"OpenMP, {batch} ch. thread": (batch, True, OPENMP),
+    }
+
+
+def measure(batch: int, threaded: bool, malloc: bool, release: bool, size: int) -> dict[str, float]:
     env = dict(os.environ)
     env.pop("FEATVIZ_KEEP_FREED_MEMORY", None)
     if not malloc:
         env["FEATVIZ_KEEP_FREED_MEMORY"] = "0"
-    args = [sys.executable, "-c", CHILD, str(batch), str(int(threaded)), str(int(release))]
+    args = [sys.executable, "-c", CHILD, str(batch), str(int(threaded)), str(int(release)), str(size)]
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -73,14 +78,16 @@ def measure(batch: int, threaded: bool, malloc: bool, release: bool) -> dict[str
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--batch", type=int, default=32, help="channels of blocks.3 (at most 40) in the batch cases")
     args = ap.parse_args()
     print(f"{'case':<22} {'variant':<9} {'steps/s':>8} {'faults/step':>12} {'peak RSS MB':>12}")
     lines = []
-    for name, (batch, threaded, variants) in CASES.items():
+    for name, (batch, threaded, variants) in cases(args.batch).items():
         runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
         for _ in range(args.rounds):
             for variant, (malloc, release) in variants.items():  # alternating: noise hits both alike
-                runs[variant].append(measure(batch, threaded, malloc, release))
+                runs[variant].append(measure(batch, threaded, malloc, release, args.size))
         speed = {}
         for variant, results in runs.items():
             med = {k: statistics.median(r[k] for r in results) for k in ("steps_s", "faults", "rss_mb")}

@@ -38,3 +38,9 @@ def test_engine_benchmark_runs() -> None:
 def test_gpu_benchmark_runs_on_cpu_as_a_smoke_test() -> None:
     out = run_benchmark("gpu.py", "--device", "cpu", "--steps", "2", "--batch", "4")
     assert "float32: batch 1" in out and "bf16 autocast: batch 1" in out and "smoke run" in out
+
+
+@pytest.mark.slow
+def test_cpu_runtime_benchmark_runs() -> None:
+    out = run_benchmark("cpu_runtime.py", "--rounds", "1", "--size", "64", "--batch", "4")
+    assert out.count("ratio ") == 4 and "tuned is" in out and "released is" in out

@@ -56,6 +56,7 @@ def faults_per_step(opt_out: bool) -> tuple[bool, float]:
     return tuned == "True", float(faults)
 
 
+@pytest.mark.slow
 @glibc_only
 def test_cpu_steps_stop_page_faulting_once_the_heap_settles() -> None:
     tuned, faults = faults_per_step(opt_out=False)

@@ -6,10 +6,10 @@ than the main one get arenas of at most 64 MB), and maps them afresh on the next
 every page of a fresh mapping faults on its first write. A step allocates and frees the same
 activations every time, so with glibc's defaults a 224 px step at ``blocks.2`` took hundreds to
 3,500 page faults (up to 3 ms of a 10 ms step, varying with what the heap held before: the main
-source of run-to-run noise in the benchmarks), and a batch of 32 images 150,000-400,000 (more
+source of run-to-run noise in the benchmarks), and a batch of 32 images 150,000-460,000 (more
 than half of the step). With one arena for all threads, blocks up to 1 GB kept in the heap and
 the heap top trimmed only past 2 GB, the same pages are reused: no faults once the heap has
-settled (after ~15 steps), and batch renders on CPU run 2-2.4x faster (benchmarks/memory.py).
+settled (after ~15 steps), and batch renders on CPU run 2.2x faster (benchmarks/cpu_runtime.py).
 
 The price: the process keeps its peak heap after a large render instead of shrinking, and threads
 share one malloc arena (a lock; negligible next to a step). Only glibc (Linux) is changed, once per
