@@ -44,3 +44,9 @@ def test_gpu_benchmark_runs_on_cpu_as_a_smoke_test() -> None:
 def test_cpu_runtime_benchmark_runs() -> None:
     out = run_benchmark("cpu_runtime.py", "--rounds", "1", "--size", "64", "--batch", "4")
     assert out.count("ratio ") == 4 and "tuned is" in out and "released is" in out
+
+
+@pytest.mark.slow
+def test_step_breakdown_benchmark_runs() -> None:
+    out = run_benchmark("step_breakdown.py", "--size", "64", "--rounds", "1", "--steps", "1")
+    assert "pixel basis" in out and "ratio: engine step =" in out
