@@ -186,3 +186,32 @@ def test_sample_photos() -> None:
 def test_missing_photo_path(tmp_path: Path) -> None:
     with pytest.raises(PhotoError, match="not a file"):
         load_photo(tmp_path / "none.jpg")
+
+
+@pytest.mark.parametrize("job", ["compare", "interpolate", "gallery", "deepdream"])
+def test_long_jobs_stop_when_cancelled(tiny: FeatvizModel, job: str) -> None:
+    """Every batch job checks the widget's cancel event before each step: closing the widget (or
+    starting over) does not wait for the rest of the steps."""
+    import threading
+
+    cancel = threading.Event()
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if len(seen) == 3:
+            cancel.set()
+
+    run = {
+        "compare": lambda: compare_directions(tiny, "conv2", 0, steps=50, size=24, progress=progress, cancel=cancel),
+        "interpolate": lambda: interpolate(
+            tiny, "conv2:0", "conv2:1", frames=2, steps=50, size=24, progress=progress, cancel=cancel
+        ),
+        "gallery": lambda: layer_gallery(tiny, "conv2", steps=50, size=24, progress=progress, cancel=cancel),
+        "deepdream": lambda: deepdream_photo(
+            tiny, Image.new("RGB", (32, 32), "gray"), "conv2:0", octaves=2, progress=progress, cancel=cancel
+        ),
+    }[job]
+    with pytest.raises(InterruptedError):
+        run()
+    assert len(seen) == 3  # the fourth step never ran

@@ -100,15 +100,42 @@ class Sheet:
 
 
 def _run_batch(
-    model: FeatvizModel, objective: Objective, batch: int, steps: int, progress: Progress | None, **settings: Any
+    model: FeatvizModel,
+    objective: Objective,
+    batch: int,
+    steps: int,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+    **settings: Any,
 ) -> Renderer:
     steps = check_int("steps", steps, 1, 100_000)
     r = Renderer(model, objective, batch=batch, **settings)
-    for i in range(steps):
-        r.step()
-        if progress is not None:
-            progress(i + 1, steps)
+    _optimize(r, steps, progress, cancel)
     return r
+
+
+def _optimize(
+    r: Renderer,
+    steps: int,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+    *,
+    done: int = 0,
+    total: int | None = None,
+    weight: int = 1,
+) -> int:
+    """``steps`` steps of ``r``, calling ``progress(done, total)`` after each with ``done`` grown by
+    ``weight`` (the gallery counts images); stops with InterruptedError as soon as ``cancel`` is
+    set. Returns ``done``."""
+    total = steps * weight if total is None else total
+    for _ in range(steps):
+        if cancel is not None and cancel.is_set():
+            raise InterruptedError("cancelled")
+        r.step()
+        done += weight
+        if progress is not None:
+            progress(done, total)
+    return done
 
 
 def direction_from_photos(model: FeatvizModel, layer: str, photo_a: Image.Image, photo_b: Image.Image) -> torch.Tensor:
@@ -132,6 +159,7 @@ def compare_directions(
     size: int = 128,
     seed: int = 0,
     progress: Progress | None = None,
+    cancel: threading.Event | None = None,
     **settings: Any,
 ) -> Sheet:
     """Render the basis direction of ``channel`` next to ``n_random`` random unit directions of
@@ -140,7 +168,9 @@ def compare_directions(
     channels = layer_info(model, layer).channels
     objectives: list[Objective] = [Channel(layer, channel)]
     objectives += [Direction.random(layer, channels, seed=direction_seed + i) for i in range(n_random)]
-    r = _run_batch(model, PerImage(objectives), len(objectives), steps, progress, size=size, seed=seed, **settings)
+    r = _run_batch(
+        model, PerImage(objectives), len(objectives), steps, progress, cancel, size=size, seed=seed, **settings
+    )
     labels = [f"{layer} channel {channel}"] + [f"random direction #{direction_seed + i}" for i in range(n_random)]
     return Sheet(r.pil_images(), labels, r.record(), r.measure().tolist())
 
@@ -155,6 +185,7 @@ def interpolate(
     size: int = 96,
     seed: int = 0,
     progress: Progress | None = None,
+    cancel: threading.Event | None = None,
     **settings: Any,
 ) -> Sheet:
     """Frames for alpha = 0..1 of alpha*B + (1 - alpha)*A, sharing a common image component so
@@ -164,7 +195,9 @@ def interpolate(
     oa, ob = as_objective(a), as_objective(b)
     alphas = [i / (frames - 1) for i in range(frames)]
     objectives = [(1 - t) * oa + t * ob for t in alphas]
-    r = _run_batch(model, PerImage(objectives), frames, steps, progress, size=size, seed=seed, shared=True, **settings)
+    r = _run_batch(
+        model, PerImage(objectives), frames, steps, progress, cancel, size=size, seed=seed, shared=True, **settings
+    )
     return Sheet(r.pil_images(), [f"alpha={t:.2f}" for t in alphas], r.record(), r.measure().tolist())
 
 
@@ -203,13 +236,7 @@ def layer_gallery(
         chunk = chans[start : start + batch]
         objective = BatchChannels(layer, tuple(chunk))
         r = Renderer(model, objective, batch=len(chunk), size=size, seed=seed, **settings)
-        for _ in range(steps):
-            if cancel is not None and cancel.is_set():
-                raise InterruptedError("gallery cancelled")
-            r.step()
-            done += len(chunk)
-            if progress is not None:
-                progress(done, total)
+        done = _optimize(r, steps, progress, cancel, done=done, total=total, weight=len(chunk))
         images += r.pil_images()
         values += r.measure().tolist()
     sheet = Sheet(
@@ -236,6 +263,7 @@ def deepdream_photo(
     max_side: int = 320,
     seed: int = 0,
     progress: Progress | None = None,
+    cancel: threading.Event | None = None,
 ) -> Image.Image:
     """DeepDream (or feature accentuation, with ``stay_close`` > 0) on a photo: optimize the
     photo's pixels for ``objective`` from a small octave up to full size; ``strength`` is the
@@ -266,11 +294,7 @@ def deepdream_photo(
             transform_strength=0.5,
             init_image=current,
         )
-        for _ in range(steps_per_octave):
-            r.step()
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        done = _optimize(r, steps_per_octave, progress, cancel, done=done, total=total)
         current = r.image().cpu()
     return to_pil(current)[0]
 

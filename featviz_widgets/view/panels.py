@@ -178,6 +178,7 @@ class ExplorePanel:
                 size=96,
                 seed=int(c.seed.value),
                 progress=self.job.progress,
+                cancel=self.job.cancel,
                 **self._settings(),
             )
 
@@ -197,6 +198,7 @@ class ExplorePanel:
                 size=80,
                 seed=int(c.seed.value),
                 progress=self.job.progress,
+                cancel=self.job.cancel,
                 **self._settings(),
             )
 
@@ -393,6 +395,7 @@ class PhotoPanel:
                 strength=float(self.strength.value),
                 stay_close=float(self.stay_close.value),
                 progress=self.job.progress,
+                cancel=self.job.cancel,
             )
 
         def done(image: Image.Image) -> None:
