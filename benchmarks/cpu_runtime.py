@@ -5,7 +5,7 @@ runs in a fresh process, the variants alternate, and the median of the rounds is
 - OpenMP (engine/openmp.py): for a render thread, the main thread releases its idle team before
   starting it (as the widget does), or not.
 
-    .venv/bin/python benchmarks/cpu_runtime.py [--rounds 3] [--size 224] [--batch 32]
+    .venv/bin/python benchmarks/cpu_runtime.py [--rounds 3] [--size 224] [--batch 32] [--mixed 240]
 
 Cases (embedded model, 224 px, all CPU threads): one image at blocks.2 and a batch of 32
 channels of blocks.3, on the main thread (malloc) and on a render thread (OpenMP; the widget's
@@ -51,6 +51,22 @@ out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))
 """
 
+MIXED = """
+import random, resource, sys
+from featviz_widgets.engine import BatchChannels, Renderer, load_model
+jobs = int(sys.argv[1])
+model = load_model()
+rng = random.Random(0)
+rss = []
+for i in range(1, jobs + 1):
+    size, batch = rng.choice([64, 96, 128, 160, 224, 256]), rng.choice([1, 1, 4, 16])
+    layer = rng.choice(["blocks.3", "blocks.8", "blocks.12"])
+    Renderer(model, BatchChannels(layer, tuple(range(batch))), size=size, batch=batch).run(3)
+    if i % max(1, jobs // 8) == 0:
+        rss.append(int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20)
+print(" ".join(f"{r:.0f}" for r in rss), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
 MALLOC = {"tuned": (True, False), "default": (False, False)}  # variant: (malloc tuned, OpenMP released)
 OPENMP = {"released": (True, True), "default": (True, False)}
 
@@ -65,13 +81,26 @@ def cases(batch: int) -> dict[str, tuple[int, bool, dict[str, tuple[bool, bool]]
     }
 
 
-def measure(batch: int, threaded: bool, malloc: bool, release: bool, size: int) -> dict[str, float]:
+def child_env(malloc: bool) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("FEATVIZ_KEEP_FREED_MEMORY", None)
     if not malloc:
         env["FEATVIZ_KEEP_FREED_MEMORY"] = "0"
+    return env
+
+
+def mixed(jobs: int) -> None:
+    print(f"\nresident MB every {max(1, jobs // 8)} of {jobs} mixed render jobs (sizes 64-256, batches 1-16):")
+    for variant, malloc in (("tuned", True), ("default", False)):
+        args = [sys.executable, "-c", MIXED, str(jobs)]
+        done = subprocess.run(args, env=child_env(malloc), capture_output=True, text=True, check=True)
+        *rss, peak = done.stdout.split()
+        print(f"{variant:<8} {' '.join(rss)}   peak {float(peak):.0f}")
+
+
+def measure(batch: int, threaded: bool, malloc: bool, release: bool, size: int) -> dict[str, float]:
     args = [sys.executable, "-c", CHILD, str(batch), str(int(threaded)), str(int(release)), str(size)]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(args, env=child_env(malloc), capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -80,6 +109,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batch", type=int, default=32, help="channels of blocks.3 (at most 40) in the batch cases")
+    ap.add_argument("--mixed", type=int, default=0, help="also this many mixed render jobs, for memory")
     args = ap.parse_args()
     print(f"{'case':<22} {'variant':<9} {'steps/s':>8} {'faults/step':>12} {'peak RSS MB':>12}")
     lines = []
@@ -96,6 +126,8 @@ def main() -> None:
         tuned, default = list(speed)
         lines.append(f"ratio {name}: {tuned} is {speed[tuned] / speed[default]:.2f}x {default}")
     print("\n".join(lines))
+    if args.mixed:
+        mixed(args.mixed)
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ def test_gpu_benchmark_runs_on_cpu_as_a_smoke_test() -> None:
 
 @pytest.mark.slow
 def test_cpu_runtime_benchmark_runs() -> None:
-    out = run_benchmark("cpu_runtime.py", "--rounds", "1", "--size", "64", "--batch", "4")
-    assert out.count("ratio ") == 4 and "tuned is" in out and "released is" in out
+    out = run_benchmark("cpu_runtime.py", "--rounds", "1", "--size", "64", "--batch", "4", "--mixed", "2")
+    assert out.count("ratio ") == 4 and "tuned is" in out and "released is" in out and "mixed render jobs" in out
 
 
 @pytest.mark.slow
