@@ -4,7 +4,7 @@ defaults and for Lucent's recipe (Fourier, decorrelated colour, its standard tra
 0.05), side by side in one run, with the seconds per step of each.
 
     .venv/bin/pip install --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator   # for the Lucent column
-    .venv/bin/python benchmarks/quality.py [--size 224] [--no-lucent] [--held-out] [--views 1]
+    .venv/bin/python benchmarks/quality.py [--size 224] [--no-lucent] [--held-out] [--views 1] [--seed 0]
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def judge(judge_model, images: dict[int, np.ndarray]) -> int:
     return hits
 
 
-def ours(model, klass: int, size: int, views: int = 1) -> tuple[dict[int, np.ndarray], float]:
-    r = Renderer(model, f"logits:{klass}", size=size, views=views)
+def ours(model, klass: int, size: int, views: int = 1, seed: int = 0) -> tuple[dict[int, np.ndarray], float]:
+    r = Renderer(model, f"logits:{klass}", size=size, views=views, seed=seed)
     snaps, t0 = {}, time.perf_counter()
     for step in range(1, max(CHECKPOINTS) + 1):
         r.step()
@@ -50,10 +50,10 @@ def ours(model, klass: int, size: int, views: int = 1) -> tuple[dict[int, np.nda
     return snaps, (time.perf_counter() - t0) / max(CHECKPOINTS)
 
 
-def lucent(model, klass: int, size: int) -> tuple[dict[int, np.ndarray], float]:
+def lucent(model, klass: int, size: int, seed: int = 0) -> tuple[dict[int, np.ndarray], float]:
     from lucent.optvis import param, render, transform
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     t0 = time.perf_counter()
     images = render.render_vis(
         model,
@@ -76,12 +76,15 @@ def main() -> None:
     ap.add_argument("--no-lucent", action="store_true")
     ap.add_argument("--held-out", action="store_true", help="the random class set instead of the fixed one")
     ap.add_argument("--views", type=int, default=1, help="this engine's transformed copies per step")
+    ap.add_argument("--seed", type=int, default=0, help="seed of every render (both methods)")
     args = ap.parse_args()
     classes = HELD_OUT if args.held_out else CLASSES
     warnings.filterwarnings("ignore")
     model, judge_model = load_model(), load_model("efficientnet_lite2")
-    featviz = functools.partial(ours, views=args.views)
-    methods = {"featviz": featviz} if args.no_lucent else {"featviz": featviz, "lucent": lucent}
+    featviz = functools.partial(ours, views=args.views, seed=args.seed)
+    methods = {"featviz": featviz}
+    if not args.no_lucent:
+        methods["lucent"] = functools.partial(lucent, seed=args.seed)
     results = {}
     for name, fn in methods.items():
         per_step = {s: {} for s in CHECKPOINTS}
