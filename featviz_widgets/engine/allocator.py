@@ -7,9 +7,9 @@ every page of a fresh mapping faults on its first write. A step allocates and fr
 activations every time, so with glibc's defaults a 224 px step at ``blocks.2`` took hundreds to
 3,500 page faults (up to 3 ms of a 10 ms step, varying with what the heap held before: the main
 source of run-to-run noise in the benchmarks), and a batch of 32 images 150,000-460,000 (more
-than half of the step). With one arena for all threads, blocks up to 1 GB kept in the heap and
+than half of the step). With one arena for all threads, blocks up to 256 MB kept in the heap and
 the heap top trimmed only past 2 GB, the same pages are reused: no faults once the heap has
-settled (after ~15 steps), and batch renders on CPU run 2.2x faster (benchmarks/cpu_runtime.py).
+settled (after ~15 steps), and batch renders on CPU run 2.2-2.4x faster (benchmarks/cpu_runtime.py).
 
 The price: the process keeps its peak heap after a large render instead of shrinking, and threads
 share one malloc arena (a lock; negligible next to a step). Only glibc (Linux) is changed, once per
@@ -31,7 +31,9 @@ _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
-MMAP_THRESHOLD = 2**30  # blocks above 1 GB are still mapped and unmapped each time
+# Blocks above 256 MB are still mapped and unmapped each time: a batch of 32 at 224 px needs
+# 154 MB tensors, and a user's own big arrays in the same kernel still go back to the OS.
+MMAP_THRESHOLD = 256 * 1024 * 1024
 TOP_PAD = 256 * 1024 * 1024
 TRIM_THRESHOLD = 2**31 - 1  # the largest int mallopt takes: trim only past 2 GB of free heap top
 OPT_OUT = "FEATVIZ_KEEP_FREED_MEMORY"
