@@ -22,6 +22,7 @@ malloc alone.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import sys
@@ -38,19 +39,11 @@ TOP_PAD = 256 * 1024 * 1024
 TRIM_THRESHOLD = 2**31 - 1  # the largest int mallopt takes: trim only past 2 GB of free heap top
 OPT_OUT = "FEATVIZ_KEEP_FREED_MEMORY"
 
-_applied: bool | None = None
 
-
+@functools.cache  # once per process
 def keep_freed_memory() -> bool:
     """Tune glibc's malloc as described above (once per process). Returns True when it is
     tuned, False when this is not glibc or the environment variable opts out."""
-    global _applied
-    if _applied is None:
-        _applied = _tune()
-    return _applied
-
-
-def _tune() -> bool:
     if os.environ.get(OPT_OUT, "1").strip().lower() in ("0", "false", "no", "off"):
         return False
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":

@@ -16,14 +16,12 @@ Linux only (the runtime is found among the loaded libraries); elsewhere this doe
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 from collections.abc import Callable
 
 _OMP_PAUSE_SOFT = 1  # omp_pause_resource_t: free the threads, keep the settings
 _RUNTIMES = ("libgomp", "libiomp5", "libomp")
-
-_pause: Callable[[int], int] | None = None
-_looked_up = False
 
 
 def release_idle_openmp_threads() -> bool:
@@ -33,15 +31,8 @@ def release_idle_openmp_threads() -> bool:
     return pause is not None and pause(_OMP_PAUSE_SOFT) == 0
 
 
+@functools.cache  # the runtime is loaded once; look it up once
 def _find_pause() -> Callable[[int], int] | None:
-    global _pause, _looked_up
-    if not _looked_up:
-        _looked_up = True
-        _pause = _lookup()
-    return _pause
-
-
-def _lookup() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
