@@ -20,6 +20,7 @@ import time
 import warnings
 
 import torch
+from lucent_run import render_vis
 
 from featviz_widgets.engine import Renderer, TransformConfig, capture, load_model
 
@@ -36,11 +37,11 @@ def time_engine(model, objective: str, size: int, steps: int) -> float:
 
 
 def time_lucent(model, objective: str, size: int, steps: int) -> float:
-    from lucent.optvis import param, render, transform
+    from lucent.optvis import param, transform
 
     def run(n: int) -> float:
         t0 = time.perf_counter()
-        render.render_vis(
+        render_vis(
             model,
             objective,
             param_f=lambda: param.image(size),

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lucent_run import render_vis
 
 from featviz_widgets.engine import Renderer, load_model
 from featviz_widgets.engine.renderer import to_uint8
@@ -51,11 +52,11 @@ def ours(model, klass: int, size: int, views: int = 1, seed: int = 0) -> tuple[d
 
 
 def lucent(model, klass: int, size: int, seed: int = 0) -> tuple[dict[int, np.ndarray], float]:
-    from lucent.optvis import param, render, transform
+    from lucent.optvis import param, transform
 
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    images = render.render_vis(
+    images = render_vis(
         model,
         f"net_logits:{klass}",
         param_f=lambda: param.image(size),

@@ -50,3 +50,28 @@ def test_cpu_runtime_benchmark_runs() -> None:
 def test_step_breakdown_benchmark_runs() -> None:
     out = run_benchmark("step_breakdown.py", "--size", "64", "--rounds", "1", "--steps", "1")
     assert "pixel basis" in out and "ratio: engine step =" in out
+
+
+def test_lucent_runs_leave_the_shared_model_without_their_hooks() -> None:
+    # Lucent 0.1.8 hooks every module and never unhooks; the benchmarks share the engine's model.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from lucent_run import hooks_restored
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
+    seen: list[str] = []
+    kept = model[2].register_forward_hook(lambda m, i, o: seen.append("kept"))
+    with hooks_restored(model):
+        for m in model.modules():  # what render_vis does
+            m.register_forward_hook(lambda m, i, o: seen.append("leaked"))
+        model(torch.zeros(1, 3, 5, 5))
+        assert seen.count("leaked") == 4 and seen.count("kept") == 1
+    seen.clear()
+    model(torch.zeros(1, 3, 5, 5))
+    assert seen == ["kept"]
+    kept.remove()
+    model(torch.zeros(1, 3, 5, 5))
+    assert seen == ["kept"]
