@@ -24,6 +24,7 @@ from .allocator import keep_freed_memory
 from .layers import capture, layers_by_name
 from .models import FeatvizModel, ensure_model
 from .objectives import L1, BlurPenalty, Context, Objective, TotalVariation, as_objective
+from .optim import ImageOptimizer, adam
 from .param import ImageParam
 from .photos import pil_to_tensor
 from .settings import RenderSettings, check_int
@@ -277,13 +278,11 @@ def _all_finite(param: ImageParam, loss: torch.Tensor) -> bool:
     return bool(torch.isfinite(torch.stack([loss.detach(), *sums])).all())
 
 
-def _adam(param: ImageParam, lr: float) -> torch.optim.Adam:
+def _adam(param: ImageParam, lr: float) -> ImageOptimizer:
     # beta1 = 0.5 (not 0.9): less momentum lets the image follow the random transforms, which
     # change every step. Over 30 classes and three seeds (benchmarks/quality.py's judge),
     # 23.7/30 class renders were recognized by another network after 32 steps, 21.3/30 with 0.9.
-    # The fused kernel updates all Adam state in one pass (CPU and CUDA have it).
-    fused = all(p.device.type in ("cpu", "cuda") for p in param.parameters())
-    return torch.optim.Adam(param.parameters(), lr=lr, betas=(0.5, 0.999), fused=fused)
+    return adam(param.parameters(), lr, betas=(0.5, 0.999))
 
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:
