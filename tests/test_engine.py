@@ -392,3 +392,20 @@ def test_affine_grid_matches_torch() -> None:
 def test_settings_side_is_the_longest_canvas_side() -> None:
     assert RenderSettings(size=96).side == 96
     assert RenderSettings(size=(60, 100)).side == 100
+
+
+def test_render_threads_apply_to_that_render_only(tiny: FeatvizModel) -> None:
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    render(
+        tiny,
+        "conv2:0",
+        steps=2,
+        size=32,
+        progress=False,
+        threads=1,
+        callback=lambda r, i: seen.append(torch.get_num_threads()),
+    )
+    assert seen == [1, 1] and torch.get_num_threads() == before
+    with pytest.raises(InvalidSettingError, match="threads"):
+        render(tiny, "conv2:0", steps=2, size=32, progress=False, threads=0)

@@ -89,7 +89,7 @@ def test_exported_code_reproduces_the_image(tmp_path: Path) -> None:
         assert wait(lambda: d.runner.status["state"] == "paused")
         time.sleep(0.2)
         code = d.code()
-        assert "Settings changed" not in code and "Channel('blocks.8', 0)" in code
+        assert "Settings changed" not in code and "Channel('blocks.8', 0)" in code and "threads=" in code
         namespace: dict[str, object] = {}
         exec(code.replace("result.image", "image = result.image"), namespace)
         assert np.array_equal(np.asarray(namespace["image"]), np.asarray(d.image()))

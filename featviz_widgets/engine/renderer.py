@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -311,6 +312,7 @@ def render(
     progress: bool = True,
     init_image: torch.Tensor | Image.Image | None = None,
     callback: Callable[[Renderer, StepInfo], None] | None = None,
+    threads: int | None = None,
     **settings: Any,
 ) -> RenderResult:
     """Optimize an image for ``objective`` and return it with the settings that made it.
@@ -318,22 +320,27 @@ def render(
     ``objective`` may be a string such as ``"blocks.8:5"`` (channel 5 of blocks.8) or
     ``"logits:309"`` (class 309). Other keywords are :class:`RenderSettings` fields (``lr``,
     ``l1``, ``tv``, ``blur``, ``transform_strength``, ``batch``, ``fourier``...). Ctrl-C returns
-    the image as it is, with ``interrupted=True``.
+    the image as it is, with ``interrupted=True``. ``threads`` sets the CPU threads for this
+    render only: a convolution's rounding depends on how many threads share it, and Adam
+    magnifies such last-bit differences within a few steps, so reproducing an image exactly
+    takes the thread count that made it (the live widget's ``code()`` passes it).
     """
     steps = check_int("steps", steps, 1, 10_000_000)
+    threads = check_int("threads", threads, 1, 4096) if threads is not None else None
     renderer = Renderer(model, objective, size=size, seed=seed, init_image=init_image, callback=callback, **settings)
     interrupted = False
     bar = _progress(steps, progress)
     try:
-        while renderer.step_count < steps:
-            try:
-                info = renderer.step()
-            except torch.OutOfMemoryError:
-                _shrink_after_oom(renderer)
-                continue
-            if bar is not None:
-                bar.set_postfix(objective=f"{info.objective:.3g}", refresh=False)
-                bar.update()
+        with _cpu_threads(threads):
+            while renderer.step_count < steps:
+                try:
+                    info = renderer.step()
+                except torch.OutOfMemoryError:
+                    _shrink_after_oom(renderer)
+                    continue
+                if bar is not None:
+                    bar.set_postfix(objective=f"{info.objective:.3g}", refresh=False)
+                    bar.update()
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -341,6 +348,20 @@ def render(
             bar.close()
     record = renderer.record()
     return RenderResult(renderer.pil_images(), record, list(renderer.history), interrupted)
+
+
+@contextmanager
+def _cpu_threads(threads: int | None) -> Iterator[None]:
+    """Run the body with ``threads`` intra-op threads (None: as they are), then restore them."""
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _shrink_after_oom(renderer: Renderer) -> None:

@@ -28,7 +28,7 @@ from ..engine.models import LOGITS, FeatvizModel
 from ..errors import FeatvizError, InvalidSettingError
 from ..export import read_settings, save_png
 from ..runner.encode import encode, gif, tile
-from ..runner.live import Frame, LiveRunner
+from ..runner.live import Frame, LiveRunner, cpu_threads
 from ..runner.target import Target
 from .controls import DIVERSITY_SCALE, PENALTY_SCALE, build_controls
 from .live_image import LiveImage
@@ -391,6 +391,8 @@ class Dreamer(W.HBox):
         kwargs = ", ".join(
             f"{f.name}={getattr(s, f.name)!r}" for f in dataclasses.fields(s) if f.name not in ("size", "seed")
         )
+        # The live loop's CPU thread count: the same arithmetic, so the same image (see render()).
+        threads = f" threads={cpu_threads()}," if self.model.device.type == "cpu" else ""
         note = (
             "# Settings changed during the live run: this renders the current settings from the start.\n"
             if self.runner.changed_since_reset
@@ -400,7 +402,7 @@ class Dreamer(W.HBox):
             f"{note}from featviz_widgets import *\n"
             "from featviz_widgets.engine import TransformConfig\n\n"
             f"result = render(load_model({self.model.name!r}), {r.objective!r}, steps={r.step_count}, "
-            f"size={s.size!r}, seed={s.seed}, progress=False, {kwargs})\n"
+            f"size={s.size!r}, seed={s.seed}, progress=False,{threads} {kwargs})\n"
             "result.image"
         )
 
