@@ -346,6 +346,66 @@ def test_banded_sampling_equals_one_grid_sample() -> None:
         assert torch.allclose(gb, gp, atol=1e-5)
 
 
+def _input_gradient(
+    x: torch.Tensor, config: TransformConfig, seed: int, weights: torch.Tensor, out=None
+) -> torch.Tensor:
+    xi = x.clone().requires_grad_(True)
+    y = random_affine(xi, config, torch.Generator().manual_seed(seed), out)
+    (grad,) = torch.autograd.grad((y * weights).sum(), xi)
+    return grad.flatten()
+
+
+@pytest.mark.parametrize("crop", [0.0, 0.5])
+def test_inverse_map_gradient_is_close_to_the_exact_one(crop: float) -> None:
+    # Same forward values; the gradient sampled through the inverse map points the same way as
+    # grid_sample's exact (scatter) gradient and has about its size, for rough and smooth gradients.
+    x = torch.rand(1, 3, 224, 224)  # the default canvas: pad and zoom in their usual proportion
+    fast, exact = TransformConfig(crop=crop), TransformConfig(crop=crop, exact_gradient=True)
+    for seed in range(4):
+        g = torch.Generator().manual_seed(seed)
+        assert torch.equal(random_affine(x, fast, g), random_affine(x, exact, torch.Generator().manual_seed(seed)))
+        rough = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(10 + seed))
+        smooth = torch.nn.functional.avg_pool2d(rough, 5, 1, 2)
+        for weights, least in ((rough, 0.96), (smooth, 0.99)):
+            a, b = _input_gradient(x, fast, seed, weights), _input_gradient(x, exact, seed, weights)
+            assert torch.nn.functional.cosine_similarity(a, b, dim=0) > least
+            assert 0.8 < float(a.norm() / b.norm()) < 1.3
+
+
+def test_inverse_map_gradient_resizes_and_is_exact_for_whole_pixel_shifts() -> None:
+    from featviz_widgets.engine.transforms import _affine_grid, _SampleWithInverseGradient
+
+    x = torch.rand(1, 3, 16, 20, requires_grad=True)
+    weights = torch.rand(1, 3, 16, 20)
+    # A shift of 3 px right and 2 px down, in normalized coordinates; its inverse shifts back.
+    theta = torch.tensor([[[1.0, 0.0, 2 * 3 / 20], [0.0, 1.0, 2 * 2 / 16]]])
+    inverse = torch.tensor([[[1.0, 0.0, -2 * 3 / 20], [0.0, 1.0, -2 * 2 / 16]]])
+    y = _SampleWithInverseGradient.apply(x, _affine_grid(theta, 16, 20), _affine_grid(inverse, 16, 20), torch.ones(1))
+    (fast,) = torch.autograd.grad((y * weights).sum(), x)
+    plain = torch.nn.functional.grid_sample(x - 0.5, _affine_grid(theta, 16, 20), align_corners=False) + 0.5
+    assert torch.allclose(y, plain) and torch.equal(y[..., -3:], torch.full_like(y[..., -3:], 0.5))  # grey border
+    (exact,) = torch.autograd.grad((plain * weights).sum(), x)
+    assert torch.allclose(fast, exact, atol=1e-5)
+    # A canvas shown at another size: the gradient scales with output pixels per input pixel.
+    x = torch.rand(1, 3, 40, 40)
+    weights = torch.ones(1, 3, 80, 80)
+    cfg = TransformConfig(pad=0, jitter=0, rotate=0, crop=0)
+    a = _input_gradient(x, cfg, 0, weights, (80, 80))
+    b = _input_gradient(
+        x, TransformConfig(pad=0, jitter=0, rotate=0, crop=0, exact_gradient=True), 0, weights, (80, 80)
+    )
+    assert torch.allclose(a.mean(), b.mean(), rtol=0.02) and abs(float(a.mean()) - 4) < 0.1
+
+
+def test_settings_saved_before_the_inverse_map_gradient_keep_the_exact_one() -> None:
+    old = RenderSettings().as_dict()
+    del old["transform"]["exact_gradient"]
+    assert RenderSettings.from_dict(old).transform.exact_gradient is True
+    assert RenderSettings.from_dict(RenderSettings().as_dict()).transform.exact_gradient is False
+    with pytest.raises(InvalidSettingError, match="exact_gradient"):
+        TransformConfig(exact_gradient=1)  # type: ignore[arg-type]
+
+
 def test_views_average_the_objective_over_transformed_copies(tiny: FeatvizModel) -> None:
     # Two images (one channel each, a batch-aware objective) and three views: the loss is the
     # mean over views of what each view alone scores, with the views' own random draws.

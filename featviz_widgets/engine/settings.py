@@ -109,8 +109,9 @@ class RenderSettings:
     def from_dict(cls, data: dict[str, Any]) -> RenderSettings:
         data = dict(data)
         if isinstance(data.get("transform"), dict):
-            # Settings saved before random crops existed were made without them.
-            data["transform"] = TransformConfig(**{"crop": 0.0, **data["transform"]})
+            # Settings saved before random crops existed were made without them, and those saved
+            # before the inverse-map gradient with grid_sample's exact one.
+            data["transform"] = TransformConfig(**{"crop": 0.0, "exact_gradient": True, **data["transform"]})
         return cls().replace(**data)
 
     # Which changes the running optimization can absorb without rebuilding the image.

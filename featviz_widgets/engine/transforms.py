@@ -11,6 +11,13 @@ The default zoom differs from Lucid's (0.9-1.1): it is drawn from 1-1.5, a rando
 canvas shown at the model's size (the augmentation MACO and Horama rely on). Measured with
 ``benchmarks/quality.py``'s judge over 30 classes, crops raised the class renders a different
 network recognizes after 64 steps from 23/30 to 26/30 (mean of three seeds).
+
+The gradient goes back through the inverse map by default (``exact_gradient=False``): the exact
+adjoint of bilinear sampling is a scatter (``grid_sample``'s backward, five times its forward on
+a CPU: ~1 ms of a 10 ms step at 224 px), while sampling the gradient image at the inverse-mapped
+positions is a gather at the forward's cost. The two are identical for whole-pixel shifts and
+close for the small rotations and zooms used here (at 224 px, cosine similarity >= 0.96 on
+white-noise gradients and >= 0.99 on smooth ones; tests/test_engine.py).
 """
 
 from __future__ import annotations
@@ -35,12 +42,15 @@ class TransformConfig:
     rotate: float = 10.0  # degrees, drawn from [-rotate, rotate]
     strength: float = 1.0
     crop: float = 0.5  # extra zoom-in: the model sees a random crop down to 1/(1 + crop) of the canvas
+    exact_gradient: bool = False  # True: grid_sample's own backward (a scatter; slower, exact)
 
     def __post_init__(self) -> None:
         for name in ("pad", "jitter", "scale", "rotate", "strength", "crop"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise InvalidSettingError(f"Transform {name} must be a finite number >= 0, got {value!r}.")
+        if not isinstance(self.exact_gradient, bool):
+            raise InvalidSettingError(f"Transform exact_gradient must be True or False, got {self.exact_gradient!r}.")
         if self.scale * self.strength >= 0.9:
             raise InvalidSettingError(
                 f"Transform scale x strength must stay below 0.9 (got {self.scale * self.strength:.3g}): "
@@ -96,7 +106,33 @@ def random_affine(
     )
     grid = _affine_grid(theta, oh, ow)
     # Sampling (x - 0.5) with zero padding and adding 0.5 back gives a grey border.
-    return _sample(x - 0.5, grid) + 0.5
+    if config.exact_gradient:
+        return _sample(x - 0.5, grid) + 0.5
+    # The inverse map, output coordinates from input ones: with rotation and aspect-ratio terms
+    # the 2x2 part's determinant is exactly spread_x * spread_y.
+    det = spread_x * spread_y
+    a, b, c, d = theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1]
+    inverse = torch.stack([torch.stack([d, -b], 1), torch.stack([-c, a], 1)], 1) / det[:, None, None]
+    inverse = torch.cat([inverse, -inverse @ theta[:, :, 2:]], dim=2)
+    # Output pixels per input pixel: the gradient an input pixel collects is its density times
+    # the gradient at its inverse-mapped position.
+    density = (oh * ow) / (h * w * det)
+    return _SampleWithInverseGradient.apply(x, grid, _affine_grid(inverse, h, w), density)
+
+
+class _SampleWithInverseGradient(torch.autograd.Function):
+    """Bilinear sampling with a grey (0.5) border, whose backward samples the gradient through
+    the inverse map."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, grid: torch.Tensor, inverse_grid: torch.Tensor, density: torch.Tensor):  # type: ignore[override]
+        ctx.save_for_backward(inverse_grid, density)
+        return _sample(x - 0.5, grid).add_(0.5)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        inverse_grid, density = ctx.saved_tensors
+        return _sample(grad, inverse_grid) * density[:, None, None, None], None, None, None
 
 
 def _affine_grid(theta: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
