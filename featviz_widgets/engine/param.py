@@ -62,7 +62,9 @@ class FourierBasis(nn.Module):
         self.coeffs = nn.Parameter(spectrum)
 
     def forward(self) -> torch.Tensor:
-        spec = torch.view_as_complex(self.coeffs) * self.scale
+        # Scaled as real pairs: a complex tensor times a real one would first copy the scale
+        # into a complex tensor, forward and backward, every step.
+        spec = torch.view_as_complex(self.coeffs * self.scale[..., None])
         return torch.fft.irfft2(spec, s=self.size)
 
     def set_image(self, pre: torch.Tensor) -> None:
