@@ -9,6 +9,7 @@ parameters, carrying the current picture over when asked to.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -208,16 +209,17 @@ class Renderer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         warning = None
-        if torch.isfinite(loss):
+        loss_value = float(loss.detach())
+        if math.isfinite(loss_value):
             self.optimizer.step()
-        if not _all_finite(self.param, loss):
+        if not (math.isfinite(loss_value) and _parameters_finite(self.param)):
             warning = self._recover()
         else:
             self._save_snapshot()
         self.step_count += 1
         value = float(values.detach().mean())
         self.history.append(value)
-        info = StepInfo(self.step_count, value, float(loss.detach()), time.perf_counter() - t0, warning)
+        info = StepInfo(self.step_count, value, loss_value, time.perf_counter() - t0, warning)
         if self.callback is not None:
             self.callback(self, info)
         return info
@@ -273,10 +275,9 @@ class Renderer:
         }
 
 
-def _all_finite(param: ImageParam, loss: torch.Tensor) -> bool:
+def _parameters_finite(param: ImageParam) -> bool:
     # A sum is NaN/inf as soon as one element is: one cheap reduction per tensor.
-    sums = [p.detach().sum() for p in param.parameters()]
-    return bool(torch.isfinite(torch.stack([loss.detach(), *sums])).all())
+    return all(math.isfinite(float(p.detach().sum())) for p in param.parameters())
 
 
 def _adam(param: ImageParam, lr: float) -> ImageOptimizer:
