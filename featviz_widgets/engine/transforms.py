@@ -82,42 +82,46 @@ def random_affine(
         if (oh, ow) == (h, w):
             return x
         return F.interpolate(x, (oh, ow), mode="bilinear", align_corners=False)
-    k = config.strength
-    rand = torch.rand((n, 4), generator=generator, device=generator.device if generator else x.device)
-    rand = rand.to(x.device, x.dtype) * 2 - 1  # uniform in [-1, 1]
-    low, high = 1 - config.scale * k, 1 + (config.scale + config.crop) * k
-    zoom = low + (rand[:, 0] + 1) / 2 * (high - low)
-    angle = rand[:, 1] * math.radians(config.rotate * k)
-    shift_x = rand[:, 2] * config.jitter * k
-    shift_y = rand[:, 3] * config.jitter * k
-    pad = config.pad * k
-    # Map output pixel offsets (from the centre) to input pixel offsets, then normalize.
-    # The padded canvas is (h + 2 pad) tall: showing all of it shrinks the image by h/(h + 2 pad).
-    spread_x = (w + 2 * pad) / w / zoom
-    spread_y = (h + 2 * pad) / h / zoom
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    # Pixel-space rotation expressed in normalized coordinates (aspect ratio w/h kept).
-    theta = torch.stack(
-        [
-            torch.stack([cos * spread_x, -sin * spread_y * h / w, 2 * shift_x / w], dim=1),
-            torch.stack([sin * spread_x * w / h, cos * spread_y, 2 * shift_y / h], dim=1),
-        ],
-        dim=1,
-    )
+    # Four numbers per image: Python floats cost a tenth of the dozens of tiny tensor ops.
+    device = generator.device if generator is not None else x.device
+    maps = [_affine_map(u, config, h, w) for u in torch.rand((n, 4), generator=generator, device=device).tolist()]
+    theta = torch.tensor([forward for forward, _, _ in maps], dtype=x.dtype, device=x.device)
     grid = _affine_grid(theta, oh, ow)
     # Sampling (x - 0.5) with zero padding and adding 0.5 back gives a grey border.
     if config.exact_gradient:
         return _sample(x - 0.5, grid) + 0.5
-    # The inverse map, output coordinates from input ones: with rotation and aspect-ratio terms
-    # the 2x2 part's determinant is exactly spread_x * spread_y.
-    det = spread_x * spread_y
-    a, b, c, d = theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1]
-    inverse = torch.stack([torch.stack([d, -b], 1), torch.stack([-c, a], 1)], 1) / det[:, None, None]
-    inverse = torch.cat([inverse, -inverse @ theta[:, :, 2:]], dim=2)
+    inverse = torch.tensor([inverse for _, inverse, _ in maps], dtype=x.dtype, device=x.device)
     # Output pixels per input pixel: the gradient an input pixel collects is its density times
     # the gradient at its inverse-mapped position.
-    density = (oh * ow) / (h * w * det)
+    density = torch.tensor([oh * ow / (h * w * det) for _, _, det in maps], dtype=x.dtype, device=x.device)
     return _SampleWithInverseGradient.apply(x, grid, _affine_grid(inverse, h, w), density)
+
+
+def _affine_map(
+    draws: list[float], config: TransformConfig, h: int, w: int
+) -> tuple[list[list[float]], list[list[float]], float]:
+    """One image's map from four uniform [0, 1) draws: the (2, 3) matrix taking normalized
+    output coordinates to input ones, its inverse, and the determinant of its 2x2 part."""
+    k = config.strength
+    low, high = 1 - config.scale * k, 1 + (config.scale + config.crop) * k
+    zoom = low + draws[0] * (high - low)
+    angle = (2 * draws[1] - 1) * math.radians(config.rotate * k)
+    shift_x = (2 * draws[2] - 1) * config.jitter * k * 2 / w  # normalized: 2 units per side
+    shift_y = (2 * draws[3] - 1) * config.jitter * k * 2 / h
+    # Map output pixel offsets (from the centre) to input pixel offsets, then normalize.
+    # The padded canvas is (h + 2 pad) tall: showing all of it shrinks the image by h/(h + 2 pad).
+    pad = config.pad * k
+    spread_x = (w + 2 * pad) / w / zoom
+    spread_y = (h + 2 * pad) / h / zoom
+    cos, sin = math.cos(angle), math.sin(angle)
+    # Pixel-space rotation expressed in normalized coordinates (aspect ratio w/h kept); with
+    # them, the 2x2 part's determinant is exactly spread_x * spread_y.
+    a, b, c, d = cos * spread_x, -sin * spread_y * h / w, sin * spread_x * w / h, cos * spread_y
+    det = spread_x * spread_y
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    forward = [[a, b, shift_x], [c, d, shift_y]]
+    inverse = [[ia, ib, -(ia * shift_x + ib * shift_y)], [ic, id_, -(ic * shift_x + id_ * shift_y)]]
+    return forward, inverse, det
 
 
 class _SampleWithInverseGradient(torch.autograd.Function):
