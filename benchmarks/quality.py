@@ -5,6 +5,7 @@ defaults and for Lucent's recipe (Fourier, decorrelated colour, its standard tra
 
     .venv/bin/pip install --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator   # for the Lucent column
     .venv/bin/python benchmarks/quality.py [--size 224] [--no-lucent] [--held-out] [--views 1] [--seed 0]
+        [--exact-gradient]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from lucent_run import render_vis
 
-from featviz_widgets.engine import Renderer, load_model
+from featviz_widgets.engine import Renderer, TransformConfig, load_model
 from featviz_widgets.engine.renderer import to_uint8
 
 # 15 everyday classes spread over ImageNet (animals, food, objects, scenes); chosen before any run.
@@ -41,8 +42,11 @@ def judge(judge_model, images: dict[int, np.ndarray]) -> int:
     return hits
 
 
-def ours(model, klass: int, size: int, views: int = 1, seed: int = 0) -> tuple[dict[int, np.ndarray], float]:
-    r = Renderer(model, f"logits:{klass}", size=size, views=views, seed=seed)
+def ours(
+    model, klass: int, size: int, views: int = 1, seed: int = 0, exact_gradient: bool = False
+) -> tuple[dict[int, np.ndarray], float]:
+    transform = TransformConfig(exact_gradient=exact_gradient)
+    r = Renderer(model, f"logits:{klass}", size=size, views=views, seed=seed, transform=transform)
     snaps, t0 = {}, time.perf_counter()
     for step in range(1, max(CHECKPOINTS) + 1):
         r.step()
@@ -78,11 +82,14 @@ def main() -> None:
     ap.add_argument("--held-out", action="store_true", help="the random class set instead of the fixed one")
     ap.add_argument("--views", type=int, default=1, help="this engine's transformed copies per step")
     ap.add_argument("--seed", type=int, default=0, help="seed of every render (both methods)")
+    ap.add_argument(
+        "--exact-gradient", action="store_true", help="grid_sample's own backward instead of the inverse map's"
+    )
     args = ap.parse_args()
     classes = HELD_OUT if args.held_out else CLASSES
     warnings.filterwarnings("ignore")
     model, judge_model = load_model(), load_model("efficientnet_lite2")
-    featviz = functools.partial(ours, views=args.views, seed=args.seed)
+    featviz = functools.partial(ours, views=args.views, seed=args.seed, exact_gradient=args.exact_gradient)
     methods = {"featviz": featviz}
     if not args.no_lucent:
         methods["lucent"] = functools.partial(lucent, seed=args.seed)

@@ -4,7 +4,8 @@ that decide it on a CPU).
 
     .venv/bin/python benchmarks/step_breakdown.py [--layer blocks.2] [--size 224] [--rounds 7]
 
-Rows: the full step (Lucid-standard transforms, as in engine_vs_lucent.py); without transforms;
+Rows: the full step (Lucid-standard transforms, as in engine_vs_lucent.py); the same with
+grid_sample's exact (scatter) backward instead of the inverse map's; without transforms;
 with a pixel instead of a Fourier basis; without colour decorrelation; with none of the three
 (what is left: sigmoid, Adam, NaN check, bookkeeping); the floor (a bare forward+backward of the
 network truncated at the layer, the same channel objective). Prints ms per step, each row's cost
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 
@@ -24,6 +26,7 @@ from featviz_widgets.engine import Renderer, TransformConfig, capture, load_mode
 LUCID = TransformConfig(scale=0.1, crop=0)
 VARIANTS = {
     "full step": {"transform": LUCID},
+    "exact transform grad": {"transform": replace(LUCID, exact_gradient=True)},
     "no transforms": {"transform": TransformConfig(strength=0)},
     "pixel basis": {"transform": LUCID, "fourier": False},
     "no decorrelation": {"transform": LUCID, "decorrelate": False},
@@ -61,9 +64,9 @@ def main() -> None:
             times[name].append((time.perf_counter() - t0) / args.steps * 1000)
     ms = {name: statistics.median(v) for name, v in times.items()}
     print(f"device={model.device} threads={torch.get_num_threads()} size={args.size} objective={objective}")
-    print(f"{'variant':<18} {'ms/step':>8} {'over floor':>11}")
+    print(f"{'variant':<21} {'ms/step':>8} {'over floor':>11}")
     for name, value in ms.items():
-        print(f"{name:<18} {value:>8.2f} {value - ms['floor']:>+11.2f}")
+        print(f"{name:<21} {value:>8.2f} {value - ms['floor']:>+11.2f}")
     print(f"ratio: engine step = {ms['full step'] / ms['floor']:.2f}x the floor")
 
 
