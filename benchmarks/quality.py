@@ -5,7 +5,7 @@ defaults and for Lucent's recipe (Fourier, decorrelated colour, its standard tra
 
     .venv/bin/pip install --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator   # for the Lucent column
     .venv/bin/python benchmarks/quality.py [--size 224] [--no-lucent] [--held-out] [--views 1] [--seed 0]
-        [--exact-gradient]
+        [--exact-gradient] [--seeds 0,1,2,3,4]
 """
 
 from __future__ import annotations
@@ -75,6 +75,30 @@ def lucent(model, klass: int, size: int, seed: int = 0) -> tuple[dict[int, np.nd
     return {s: (img[0] * 255).round().astype(np.uint8) for s, img in zip(CHECKPOINTS, images, strict=True)}, seconds
 
 
+def sweep(model, judge_model, seeds: list[int], size: int, **settings) -> None:
+    """Hits over both class sets for every seed, then their mean: the figure to compare settings by."""
+    classes = CLASSES + HELD_OUT
+    totals = {s: [] for s in CHECKPOINTS}
+    print(f"{'seed':<8} " + " ".join(f"{f'{s} steps':>9}" for s in CHECKPOINTS))
+    for seed in seeds:
+        per_step = {s: {} for s in CHECKPOINTS}
+        for klass in classes:
+            snaps, _ = ours(model, klass, size, seed=seed, **settings)
+            for s, img in snaps.items():
+                per_step[s][klass] = img
+        hits = {s: judge(judge_model, imgs) for s, imgs in per_step.items()}
+        for s in CHECKPOINTS:
+            totals[s].append(hits[s])
+        print(f"{seed:<8} " + " ".join(f"{f'{hits[s]}/{len(classes)}':>9}" for s in CHECKPOINTS), flush=True)
+    means = {s: float(np.mean(v)) for s, v in totals.items()}
+    print(f"{'mean':<8} " + " ".join(f"{means[s]:>9.1f}" for s in CHECKPOINTS))
+    print(
+        "ratio: featviz recognized "
+        + ", ".join(f"{means[s] / len(classes):.0%} at {s} steps" for s in CHECKPOINTS)
+        + f" (mean of {len(seeds)} seeds; targets 80% at 32, 100% at 64)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=224)
@@ -85,10 +109,18 @@ def main() -> None:
     ap.add_argument(
         "--exact-gradient", action="store_true", help="grid_sample's own backward instead of the inverse map's"
     )
+    ap.add_argument(
+        "--seeds",
+        help="comma-separated seeds: this engine only, both class sets, the mean over seeds (one seed moves ±3 per 15)",
+    )
     args = ap.parse_args()
     classes = HELD_OUT if args.held_out else CLASSES
     warnings.filterwarnings("ignore")
     model, judge_model = load_model(), load_model("efficientnet_lite2")
+    if args.seeds:
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+        sweep(model, judge_model, seeds, args.size, views=args.views, exact_gradient=args.exact_gradient)
+        return
     featviz = functools.partial(ours, views=args.views, seed=args.seed, exact_gradient=args.exact_gradient)
     methods = {"featviz": featviz}
     if not args.no_lucent:

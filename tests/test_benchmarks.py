@@ -75,3 +75,21 @@ def test_lucent_runs_leave_the_shared_model_without_their_hooks() -> None:
     kept.remove()
     model(torch.zeros(1, 3, 5, 5))
     assert seen == ["kept"]
+
+
+@pytest.mark.slow
+def test_quality_seed_sweep_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # The full benchmark takes minutes; two classes, two seeds and two short checkpoints here.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import quality
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from featviz_widgets.engine import load_model
+
+    monkeypatch.setattr(quality, "CHECKPOINTS", (1, 2))
+    monkeypatch.setattr(quality, "CLASSES", quality.CLASSES[:1])
+    monkeypatch.setattr(quality, "HELD_OUT", quality.HELD_OUT[:1])
+    quality.sweep(load_model(), load_model("efficientnet_lite2"), [0, 1], 32)
+    out = capsys.readouterr().out
+    assert out.count("/2") == 4 and "mean of 2 seeds" in out and out.startswith("seed")
