@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from featviz_widgets.engine.optim import FusedAdam, adam
@@ -49,3 +50,18 @@ def test_adam_picks_the_fused_kernel_on_cpu_and_keeps_zero_grad_semantics() -> N
     assert p.grad is None
     opt.step()  # no gradient at all: nothing to do
     assert torch.equal(p.detach(), torch.ones(3))
+
+
+def test_adam_falls_back_to_torch_optim_where_the_fused_kernel_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from featviz_widgets.engine import optim
+
+    def missing(*args, **kwargs):
+        raise NotImplementedError("Could not run 'aten::_fused_adam_' with arguments from the 'CPU' backend")
+
+    optim._fused_kernel_runs.cache_clear()
+    monkeypatch.setattr(torch, "_fused_adam_", missing)
+    try:
+        opt = adam([torch.ones(3, requires_grad=True)], 0.1, (0.5, 0.999))
+        assert isinstance(opt, torch.optim.Adam)
+    finally:
+        optim._fused_kernel_runs.cache_clear()  # the real kernel again for later tests

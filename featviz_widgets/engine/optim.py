@@ -10,6 +10,7 @@ bitwise those of ``torch.optim.Adam(fused=True)`` (tests/test_optim.py).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -71,8 +72,24 @@ class FusedAdam:
 
 
 def adam(params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float]) -> ImageOptimizer:
-    """``FusedAdam`` where PyTorch has the fused kernel (CPU, CUDA), ``torch.optim.Adam`` elsewhere."""
+    """``FusedAdam`` where PyTorch has the fused kernel for the parameters' device (CUDA; CPU
+    from torch 2.4), ``torch.optim.Adam`` elsewhere."""
     params = list(params)
-    if hasattr(torch, "_fused_adam_") and all(p.device.type in ("cpu", "cuda") for p in params):
+    devices = {p.device for p in params}
+    if len(devices) == 1 and _fused_kernel_runs(next(iter(devices))):
         return FusedAdam(params, lr, betas)
     return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+@functools.cache
+def _fused_kernel_runs(device: torch.device) -> bool:
+    # One step on a one-element tensor: older torch releases (and MPS, XPU...) lack the kernel.
+    if device.type not in ("cpu", "cuda") or not hasattr(torch, "_fused_adam_"):
+        return False
+    p = torch.zeros(1, device=device, requires_grad=True)
+    p.grad = torch.ones(1, device=device)
+    try:
+        FusedAdam([p], lr=0.1, betas=(0.9, 0.999)).step()
+    except (RuntimeError, NotImplementedError, TypeError):
+        return False
+    return bool(torch.isfinite(p).all())
