@@ -82,7 +82,8 @@ def random_affine(
         if (oh, ow) == (h, w):
             return x
         return F.interpolate(x, (oh, ow), mode="bilinear", align_corners=False)
-    # Four numbers per image: Python floats cost a tenth of the dozens of tiny tensor ops.
+    # Four numbers per image: Python floats cost a tenth of the dozens of tiny tensor ops (with a
+    # generator on a GPU, reading them back waits for the device: the Renderer's is on the CPU).
     device = generator.device if generator is not None else x.device
     maps = [_affine_map(u, config, h, w) for u in torch.rand((n, 4), generator=generator, device=device).tolist()]
     theta = torch.tensor([forward for forward, _, _ in maps], dtype=x.dtype, device=x.device)
