@@ -75,18 +75,26 @@ def lucent(model, klass: int, size: int, seed: int = 0) -> tuple[dict[int, np.nd
     return {s: (img[0] * 255).round().astype(np.uint8) for s, img in zip(CHECKPOINTS, images, strict=True)}, seconds
 
 
+def score(method, model, judge_model, classes: list[int], size: int) -> tuple[dict[int, int], float]:
+    """Render every class with ``method``; the judge's hits at each checkpoint and the median
+    seconds per step."""
+    per_step: dict[int, dict[int, np.ndarray]] = {s: {} for s in CHECKPOINTS}
+    seconds = []
+    for klass in classes:
+        snaps, sec = method(model, klass, size)
+        seconds.append(sec)
+        for s, img in snaps.items():
+            per_step[s][klass] = img
+    return {s: judge(judge_model, imgs) for s, imgs in per_step.items()}, float(np.median(seconds))
+
+
 def sweep(model, judge_model, seeds: list[int], size: int, **settings) -> None:
     """Hits over both class sets for every seed, then their mean: the figure to compare settings by."""
     classes = CLASSES + HELD_OUT
     totals = {s: [] for s in CHECKPOINTS}
     print(f"{'seed':<8} " + " ".join(f"{f'{s} steps':>9}" for s in CHECKPOINTS))
     for seed in seeds:
-        per_step = {s: {} for s in CHECKPOINTS}
-        for klass in classes:
-            snaps, _ = ours(model, klass, size, seed=seed, **settings)
-            for s, img in snaps.items():
-                per_step[s][klass] = img
-        hits = {s: judge(judge_model, imgs) for s, imgs in per_step.items()}
+        hits, _ = score(functools.partial(ours, seed=seed, **settings), model, judge_model, classes, size)
         for s in CHECKPOINTS:
             totals[s].append(hits[s])
         print(f"{seed:<8} " + " ".join(f"{f'{hits[s]}/{len(classes)}':>9}" for s in CHECKPOINTS), flush=True)
@@ -125,16 +133,7 @@ def main() -> None:
     methods = {"featviz": featviz}
     if not args.no_lucent:
         methods["lucent"] = functools.partial(lucent, seed=args.seed)
-    results = {}
-    for name, fn in methods.items():
-        per_step = {s: {} for s in CHECKPOINTS}
-        seconds = []
-        for klass in classes:
-            snaps, sec = fn(model, klass, args.size)
-            seconds.append(sec)
-            for s, img in snaps.items():
-                per_step[s][klass] = img
-        results[name] = ({s: judge(judge_model, imgs) for s, imgs in per_step.items()}, float(np.median(seconds)))
+    results = {name: score(fn, model, judge_model, classes, args.size) for name, fn in methods.items()}
     n = len(classes)
     print(f"{'method':<8} " + " ".join(f"{f'{s} steps':>9}" for s in CHECKPOINTS) + f" {'s/step':>7}")
     for name, (hits, sec) in results.items():
