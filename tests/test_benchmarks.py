@@ -3,10 +3,12 @@ smallest arguments it takes and prints its ratio line."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -52,13 +54,18 @@ def test_step_breakdown_benchmark_runs() -> None:
     assert "pixel basis" in out and "ratio: engine step =" in out
 
 
-def test_lucent_runs_leave_the_shared_model_without_their_hooks() -> None:
-    # Lucent 0.1.8 hooks every module and never unhooks; the benchmarks share the engine's model.
+def import_benchmark(name: str) -> ModuleType:
+    """A benchmark script as a module (they import each other by plain name, as scripts do)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        from lucent_run import hooks_restored
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_lucent_runs_leave_the_shared_model_without_their_hooks() -> None:
+    # Lucent 0.1.8 hooks every module and never unhooks; the benchmarks share the engine's model.
+    hooks_restored = import_benchmark("lucent_run").hooks_restored
     import torch
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
@@ -80,11 +87,7 @@ def test_lucent_runs_leave_the_shared_model_without_their_hooks() -> None:
 @pytest.mark.slow
 def test_quality_seed_sweep_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     # The full benchmark takes minutes; two classes, two seeds and two short checkpoints here.
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import quality
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    quality = import_benchmark("quality")
     from featviz_widgets.engine import load_model
 
     monkeypatch.setattr(quality, "CHECKPOINTS", (1, 2))
