@@ -212,9 +212,10 @@ class Renderer:
         loss.backward()
         warning = None
         loss_value = float(loss.detach())
-        if math.isfinite(loss_value):
+        loss_finite = math.isfinite(loss_value)
+        if loss_finite:
             self.optimizer.step()
-        if not (math.isfinite(loss_value) and _parameters_finite(self.param)):
+        if not (loss_finite and _parameters_finite(self.param)):
             warning = self._recover()
         else:
             self._save_snapshot()
