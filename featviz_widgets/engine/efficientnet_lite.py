@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fused_conv import conv_relu6, conv_relu6_fusable
+
 # (repeats, kernel, stride, expand ratio, in channels, out channels) of EfficientNet-B0/Lite0.
 _STAGES = [
     (1, 3, 1, 1, 32, 16),
@@ -89,20 +91,35 @@ class SamePadConv2d(nn.Conv2d):
         super().__init__(cin, cout, kernel, stride, padding=pad, groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, padding = self.weight_and_padding(x)
+        return F.conv2d(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+    def weight_and_padding(self, x: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        """The kernel (with its leading zero rows where TF pads asymmetrically) and the symmetric
+        padding that together give TF's "SAME" result on ``x``."""
         if self.stride[0] == 1:
-            return super().forward(x)
+            return self.weight, list(self.padding)  # type: ignore[arg-type]
         pads, lead = [], []  # per side (height, width): symmetric padding, and the zero rows to add
         for n, k, s in zip(x.shape[-2:], self.kernel_size, self.stride, strict=True):
             total = max((math.ceil(n / s) - 1) * s + k - n, 0)
             before = total // 2
             lead.append(total - 2 * before)  # 1 when TF pads one more after than before
             pads.append(before + lead[-1])
-        weight = self.weight
-        if any(lead):
-            weight = F.pad(weight, [lead[1], 0, lead[0], 0])
-            if x.is_contiguous(memory_format=torch.channels_last):
-                weight = weight.contiguous(memory_format=torch.channels_last)
-        return F.conv2d(x, weight, self.bias, self.stride, pads, self.dilation, self.groups)
+        if not any(lead):
+            return self.weight, pads
+        channels_last = x.is_contiguous(memory_format=torch.channels_last)
+        # The padded kernel is kept while the weights are the same tensor, unchanged (the
+        # version counter moves on every in-place change): padding it was ~40 us per call.
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.requires_grad, tuple(lead), channels_last)
+        cached = getattr(self, "_padded", None)
+        if cached is not None and cached[0] == key:
+            return cached[1], pads
+        weight = F.pad(self.weight, [lead[1], 0, lead[0], 0])
+        if channels_last:
+            weight = weight.contiguous(memory_format=torch.channels_last)
+        if not self.weight.requires_grad:  # a padded copy of a trained weight must stay in the graph
+            self._padded = (key, weight)
+        return weight, pads
 
 
 class ConvBNAct(nn.Sequential):
@@ -123,6 +140,23 @@ class ConvBNAct(nn.Sequential):
         if act:
             layers["act"] = nn.ReLU6()
         super().__init__(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.conv
+        # BatchNorm folded (fold_batchnorm) and ReLU6 as built: conv + clip is one oneDNN primitive.
+        act = self._modules.get("act")
+        if isinstance(act, nn.ReLU6) and isinstance(self.bn, nn.Identity) and not _hooked(conv, self.bn, act):
+            weight, padding = conv.weight_and_padding(x)
+            if conv_relu6_fusable(x, weight):
+                return conv_relu6(x, weight, conv.bias, list(conv.stride), padding, conv.groups)
+        return super().forward(x)
+
+
+def _hooked(*modules: nn.Module) -> bool:
+    """Whether a hook would miss an output that the fused path never materializes."""
+    if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks for m in modules)
 
 
 class MBConv(nn.Module):
