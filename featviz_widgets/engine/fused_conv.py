@@ -27,10 +27,22 @@ def conv_relu6_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
         and x.dtype == torch.float32
         and weight.dtype == torch.float32
         and not weight.requires_grad
-        and not torch.is_autocast_enabled("cpu")
-        and not torch.compiler.is_compiling()
+        and not _autocast_on_cpu()
+        and not _compiling()
         and _fused_kernel_runs()
     )
+
+
+def _autocast_on_cpu() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 takes no device argument
+        return torch.is_autocast_cpu_enabled()
+
+
+def _compiling() -> bool:
+    is_compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return bool(is_compiling and is_compiling())
 
 
 def conv_relu6(
