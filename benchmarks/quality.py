@@ -5,7 +5,7 @@ defaults and for Lucent's recipe (Fourier, decorrelated colour, its standard tra
 
     .venv/bin/pip install --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator   # for the Lucent column
     .venv/bin/python benchmarks/quality.py [--size 224] [--no-lucent] [--held-out] [--views 1] [--seed 0]
-        [--exact-gradient] [--seeds 0,1,2,3,4]
+        [--exact-gradient] [--crops-near-centre] [--seeds 0,1,2,3,4]
 """
 
 from __future__ import annotations
@@ -43,9 +43,15 @@ def judge(judge_model, images: dict[int, np.ndarray]) -> int:
 
 
 def ours(
-    model, klass: int, size: int, views: int = 1, seed: int = 0, exact_gradient: bool = False
+    model,
+    klass: int,
+    size: int,
+    views: int = 1,
+    seed: int = 0,
+    exact_gradient: bool = False,
+    crop_anywhere: bool = True,
 ) -> tuple[dict[int, np.ndarray], float]:
-    transform = TransformConfig(exact_gradient=exact_gradient)
+    transform = TransformConfig(exact_gradient=exact_gradient, crop_anywhere=crop_anywhere)
     r = Renderer(model, f"logits:{klass}", size=size, views=views, seed=seed, transform=transform)
     snaps, t0 = {}, time.perf_counter()
     for step in range(1, max(CHECKPOINTS) + 1):
@@ -118,6 +124,11 @@ def main() -> None:
         "--exact-gradient", action="store_true", help="grid_sample's own backward instead of the inverse map's"
     )
     ap.add_argument(
+        "--crops-near-centre",
+        action="store_true",
+        help="crops within the jitter of the canvas centre (before 2026-11-27)",
+    )
+    ap.add_argument(
         "--seeds",
         help="comma-separated seeds: this engine only, both class sets, the mean over seeds (one seed moves ±3 per 15)",
     )
@@ -125,11 +136,16 @@ def main() -> None:
     classes = HELD_OUT if args.held_out else CLASSES
     warnings.filterwarnings("ignore")
     model, judge_model = load_model(), load_model("efficientnet_lite2")
+    settings = {
+        "views": args.views,
+        "exact_gradient": args.exact_gradient,
+        "crop_anywhere": not args.crops_near_centre,
+    }
     if args.seeds:
         seeds = [int(seed) for seed in args.seeds.split(",")]
-        sweep(model, judge_model, seeds, args.size, views=args.views, exact_gradient=args.exact_gradient)
+        sweep(model, judge_model, seeds, args.size, **settings)
         return
-    featviz = functools.partial(ours, views=args.views, seed=args.seed, exact_gradient=args.exact_gradient)
+    featviz = functools.partial(ours, seed=args.seed, **settings)
     methods = {"featviz": featviz}
     if not args.no_lucent:
         methods["lucent"] = functools.partial(lucent, seed=args.seed)

@@ -232,10 +232,29 @@ def test_crop_only_zooms_in_and_scale_both_ways() -> None:
     def widths(cfg: TransformConfig) -> list[float]:
         return [float((random_affine(x, cfg, g)[0, 0, 20] > 0.5).sum()) for _ in range(100)]
 
-    cropped = widths(TransformConfig(pad=0, jitter=0, rotate=0, scale=0, crop=1.0))
+    cropped = widths(TransformConfig(pad=0, jitter=0, rotate=0, scale=0, crop=1.0, crop_anywhere=False))
     assert min(cropped) >= 19 and max(cropped) > 34  # zoom in [1, 2]: 20 px grow up to 40
     lucid = widths(TransformConfig(pad=0, jitter=0, rotate=0, scale=0.2, crop=0))
     assert min(lucid) <= 17 and max(lucid) >= 23  # zoom in [0.8, 1.2]: both ways
+
+
+@pytest.mark.parametrize("anywhere", [True, False])
+def test_zoomed_views_reach_every_part_of_the_canvas_only_with_crop_anywhere(anywhere: bool) -> None:
+    from featviz_widgets.engine.transforms import _affine_map
+
+    cfg = TransformConfig(pad=12, jitter=0, rotate=0, scale=0, crop=0.5, crop_anywhere=anywhere)
+    canvas = (224 + 2 * 12) / 224  # the padded canvas's half-width in normalized units
+    for zoom_draw, zoom in ((0.0, 1.0), (0.5, 1.25), (1.0, 1.5)):
+        for position in (0.0, 0.25, 0.5, 1.0):
+            forward, _, _ = _affine_map([zoom_draw, 0.5, position, position], cfg, 224, 224)
+            (half, _, shift_x), (_, _, shift_y) = forward  # no rotation: the view is [shift +/- half]
+            assert half == pytest.approx(canvas / zoom) and shift_x == shift_y
+            if anywhere:  # the view stays on the canvas and, at the extreme draws, touches its edges
+                assert -canvas - 1e-12 <= shift_x - half and shift_x + half <= canvas + 1e-12
+                if position in (0.0, 1.0):
+                    assert abs(shift_x) + half == pytest.approx(canvas)
+            else:
+                assert shift_x == 0  # jitter 0: always the centre
 
 
 def test_old_settings_without_crop_load_as_they_were_made() -> None:
@@ -404,6 +423,15 @@ def test_settings_saved_before_the_inverse_map_gradient_keep_the_exact_one() -> 
     assert RenderSettings.from_dict(RenderSettings().as_dict()).transform.exact_gradient is False
     with pytest.raises(InvalidSettingError, match="exact_gradient"):
         TransformConfig(exact_gradient=1)  # type: ignore[arg-type]
+
+
+def test_settings_saved_before_crops_could_lie_anywhere_keep_them_near_the_centre() -> None:
+    old = RenderSettings().as_dict()
+    del old["transform"]["crop_anywhere"]
+    assert RenderSettings.from_dict(old).transform.crop_anywhere is False
+    assert RenderSettings.from_dict(RenderSettings().as_dict()).transform.crop_anywhere is True
+    with pytest.raises(InvalidSettingError, match="crop_anywhere must be True or False"):
+        TransformConfig(crop_anywhere="yes")  # type: ignore[arg-type]
 
 
 def test_views_average_the_objective_over_transformed_copies(tiny: FeatvizModel) -> None:

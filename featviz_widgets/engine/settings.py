@@ -109,9 +109,11 @@ class RenderSettings:
     def from_dict(cls, data: dict[str, Any]) -> RenderSettings:
         data = dict(data)
         if isinstance(data.get("transform"), dict):
-            # Settings saved before random crops existed were made without them, and those saved
-            # before the inverse-map gradient with grid_sample's exact one.
-            data["transform"] = TransformConfig(**{"crop": 0.0, "exact_gradient": True, **data["transform"]})
+            # Settings saved before random crops existed were made without them, those saved
+            # before the inverse-map gradient with grid_sample's exact one, and those saved before
+            # crops could lie anywhere with crops near the centre.
+            old = {"crop": 0.0, "exact_gradient": True, "crop_anywhere": False}
+            data["transform"] = TransformConfig(**{**old, **data["transform"]})
         return cls().replace(**data)
 
     # Which changes the running optimization can absorb without rebuilding the image.
