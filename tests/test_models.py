@@ -210,3 +210,26 @@ def test_same_padding_without_a_padded_copy_equals_tf_same(
     ours.backward(grad)
     theirs.backward(grad)
     torch.testing.assert_close(xa.grad, xb.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_the_padded_same_kernel_is_kept_until_the_weight_changes() -> None:
+    from featviz_widgets.engine.efficientnet_lite import SamePadConv2d
+
+    torch.manual_seed(0)
+    conv = SamePadConv2d(4, 4, 3, stride=2, groups=4).to(memory_format=torch.channels_last)
+    conv.weight.requires_grad_(False)
+    x = torch.randn(1, 4, 16, 16).contiguous(memory_format=torch.channels_last)
+    first = conv(x)
+    weight, _ = conv.weight_and_padding(x)
+    assert conv.weight_and_padding(x)[0] is weight  # kept between calls
+    with torch.no_grad():
+        conv.weight.mul_(2)  # in place, as fold_batchnorm does
+    assert conv.weight_and_padding(x)[0] is not weight
+    torch.testing.assert_close(conv(x), 2 * first)
+    conv.weight = nn.Parameter(torch.zeros_like(conv.weight), requires_grad=False)  # a new tensor
+    assert torch.equal(conv(x), torch.zeros_like(first))
+    assert torch.equal(conv(x.contiguous()), conv(x))  # NCHW input: its own padded kernel
+    # A weight that trains gets its gradient through the padding, every call.
+    conv.weight.requires_grad_(True)
+    conv(x).sum().backward()
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0

@@ -19,8 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fused_conv import conv_relu6, conv_relu6_fusable
-
 # (repeats, kernel, stride, expand ratio, in channels, out channels) of EfficientNet-B0/Lite0.
 _STAGES = [
     (1, 3, 1, 1, 32, 16),
@@ -108,17 +106,18 @@ class SamePadConv2d(nn.Conv2d):
         if not any(lead):
             return self.weight, pads
         channels_last = x.is_contiguous(memory_format=torch.channels_last)
-        # The padded kernel is kept while the weights are the same tensor, unchanged (the
-        # version counter moves on every in-place change): padding it was ~40 us per call.
-        key = (self.weight.data_ptr(), self.weight._version, self.weight.requires_grad, tuple(lead), channels_last)
+        # The padded kernel is kept while the weight is the same tensor, unchanged (its version
+        # counter moves on every in-place change, as in fold_batchnorm): padding it each call
+        # cost ~40 us. A weight that trains is padded every call so the padding stays in its graph.
+        frozen = not self.weight.requires_grad
+        key = (self.weight, self.weight._version, tuple(lead), channels_last)
         cached = getattr(self, "_padded", None)
-        if cached is not None and cached[0] == key:
+        if frozen and cached is not None and cached[0][0] is key[0] and cached[0][1:] == key[1:]:
             return cached[1], pads
         weight = F.pad(self.weight, [lead[1], 0, lead[0], 0])
         if channels_last:
             weight = weight.contiguous(memory_format=torch.channels_last)
-        if not self.weight.requires_grad:  # a padded copy of a trained weight must stay in the graph
-            self._padded = (key, weight)
+        self._padded = (key, weight) if frozen else None
         return weight, pads
 
 
@@ -140,23 +139,6 @@ class ConvBNAct(nn.Sequential):
         if act:
             layers["act"] = nn.ReLU6()
         super().__init__(layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.conv
-        # BatchNorm folded (fold_batchnorm) and ReLU6 as built: conv + clip is one oneDNN primitive.
-        act = self._modules.get("act")
-        if isinstance(act, nn.ReLU6) and isinstance(self.bn, nn.Identity) and not _hooked(conv, self.bn, act):
-            weight, padding = conv.weight_and_padding(x)
-            if conv_relu6_fusable(x, weight):
-                return conv_relu6(x, weight, conv.bias, list(conv.stride), padding, conv.groups)
-        return super().forward(x)
-
-
-def _hooked(*modules: nn.Module) -> bool:
-    """Whether a hook would miss an output that the fused path never materializes."""
-    if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks for m in modules)
 
 
 class MBConv(nn.Module):
