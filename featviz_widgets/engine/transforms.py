@@ -13,7 +13,7 @@ canvas shown at the model's size (the augmentation MACO and Horama rely on). Mea
 network recognizes after 64 steps from 23/30 to 26/30 (mean of three seeds). A zoomed-in view
 may lie anywhere on the canvas (``crop_anywhere``), not only within the jitter of its centre, so
 the edges are seen close up as often as the middle: over five seeds that raised the renders
-recognized after 32 steps from 22.2/30 to 24.2/30 (26.8 to 27.8 after 64).
+recognized after 32 steps from 22.2/30 to 24.2/30 (26.8 to 28.0 after 64).
 
 The gradient goes back through the inverse map by default (``exact_gradient=False``): the exact
 adjoint of bilinear sampling is a scatter (``grid_sample``'s backward, five times its forward on
