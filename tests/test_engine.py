@@ -416,22 +416,20 @@ def test_inverse_map_gradient_resizes_and_is_exact_for_whole_pixel_shifts() -> N
     assert torch.allclose(a.mean(), b.mean(), rtol=0.02) and abs(float(a.mean()) - 4) < 0.1
 
 
-def test_settings_saved_before_the_inverse_map_gradient_keep_the_exact_one() -> None:
+@pytest.mark.parametrize(
+    "field, before, now",
+    [("exact_gradient", True, False), ("crop_anywhere", False, True)],
+    ids=["before the inverse-map gradient", "before crops anywhere"],
+)
+def test_settings_saved_before_a_transform_field_existed_load_as_they_were_made(
+    field: str, before: bool, now: bool
+) -> None:
     old = RenderSettings().as_dict()
-    del old["transform"]["exact_gradient"]
-    assert RenderSettings.from_dict(old).transform.exact_gradient is True
-    assert RenderSettings.from_dict(RenderSettings().as_dict()).transform.exact_gradient is False
-    with pytest.raises(InvalidSettingError, match="exact_gradient"):
-        TransformConfig(exact_gradient=1)  # type: ignore[arg-type]
-
-
-def test_settings_saved_before_crops_could_lie_anywhere_keep_them_near_the_centre() -> None:
-    old = RenderSettings().as_dict()
-    del old["transform"]["crop_anywhere"]
-    assert RenderSettings.from_dict(old).transform.crop_anywhere is False
-    assert RenderSettings.from_dict(RenderSettings().as_dict()).transform.crop_anywhere is True
-    with pytest.raises(InvalidSettingError, match="crop_anywhere must be True or False"):
-        TransformConfig(crop_anywhere="yes")  # type: ignore[arg-type]
+    del old["transform"][field]
+    assert getattr(RenderSettings.from_dict(old).transform, field) is before
+    assert getattr(RenderSettings.from_dict(RenderSettings().as_dict()).transform, field) is now
+    with pytest.raises(InvalidSettingError, match=f"{field} must be True or False"):
+        TransformConfig(**{field: 1})
 
 
 def test_views_average_the_objective_over_transformed_copies(tiny: FeatvizModel) -> None:
