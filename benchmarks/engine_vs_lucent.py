@@ -29,7 +29,7 @@ TARGETS = {"early": ("blocks.2", 3), "mid": ("blocks.8", 5), "logits": ("logits"
 
 def time_engine(model, objective: str, size: int, steps: int) -> float:
     # Lucid's standard ranges (zoom 0.9-1.1, no crops), the transforms Lucent runs.
-    r = Renderer(model, objective, size=size, transform=TransformConfig(scale=0.1, crop=0, crop_anywhere=False))
+    r = Renderer(model, objective, size=size, transform=TransformConfig.lucid())
     r.run(2)  # warm-up (first-call allocations)
     t0 = time.perf_counter()
     r.run(steps)

@@ -23,7 +23,7 @@ import torch
 
 from featviz_widgets.engine import Renderer, TransformConfig, capture, load_model
 
-LUCID = TransformConfig(scale=0.1, crop=0, crop_anywhere=False)
+LUCID = TransformConfig.lucid()
 VARIANTS = {
     "full step": {"transform": LUCID},
     "exact transform grad": {"transform": replace(LUCID, exact_gradient=True)},

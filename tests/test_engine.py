@@ -264,6 +264,13 @@ def test_old_settings_without_crop_load_as_they_were_made() -> None:
     assert RenderSettings.from_dict(RenderSettings().as_dict()).transform.crop == 0.5
 
 
+def test_lucid_preset_is_lucids_standard_transforms() -> None:
+    # lucid.optvis.transform.standard_transforms: pad 12, jitter 8, scale 0.9-1.1, rotate +/-10, jitter 4.
+    cfg = TransformConfig.lucid()
+    assert (cfg.pad, cfg.jitter, cfg.scale, cfg.rotate, cfg.crop) == (12, 8, 0.1, 10.0, 0)
+    assert cfg.crop_anywhere is False and cfg.exact_gradient is False and cfg.strength == 1.0
+
+
 def test_transform_config_validates() -> None:
     with pytest.raises(InvalidSettingError, match="jitter"):
         TransformConfig(jitter=-1)

@@ -36,8 +36,8 @@ from ..errors import InvalidSettingError
 
 @dataclass(frozen=True)
 class TransformConfig:
-    """Ranges at strength 1; ``strength`` scales them all. Lucid's ``standard_transforms`` are
-    ``TransformConfig(scale=0.1, crop=0, crop_anywhere=False)``."""
+    """Ranges at strength 1; ``strength`` scales them all. ``TransformConfig.lucid()`` gives
+    Lucid's ``standard_transforms``."""
 
     pad: int = 12  # px of 0.5 grey border
     jitter: int = 8  # max shift in px, either direction
@@ -66,6 +66,12 @@ class TransformConfig:
                 f"Transform crop x strength must be at most 4 (got {self.crop * self.strength:.3g}): "
                 "beyond that the model sees a fifth of the canvas or less."
             )
+
+    @classmethod
+    def lucid(cls) -> TransformConfig:
+        """Lucid's (and Lucent's) ``standard_transforms``: grey pad 12, jitter 8, zoom 0.9-1.1,
+        rotation +/-10 degrees, no crops."""
+        return cls(scale=0.1, crop=0, crop_anywhere=False)
 
     @property
     def is_identity(self) -> bool:
