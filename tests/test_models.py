@@ -233,3 +233,8 @@ def test_the_padded_same_kernel_is_kept_until_the_weight_changes() -> None:
     conv.weight.requires_grad_(True)
     conv(x).sum().backward()
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    # .double() / .to(device) keep the Parameter object and its version, swapping its data.
+    conv.weight.requires_grad_(False)
+    conv(x)
+    conv.double()
+    torch.testing.assert_close(conv(x.double()), conv.double()(x.double().contiguous()))

@@ -87,6 +87,8 @@ class SamePadConv2d(nn.Conv2d):
         # Stride 1 with an odd kernel is symmetric, so the fast built-in padding is exact.
         pad = kernel // 2 if stride == 1 else 0
         super().__init__(cin, cout, kernel, stride, padding=pad, groups=groups, bias=False)
+        # (weight tensor, its version, zero rows, channels-last) -> that kernel padded; see below.
+        self._padded: tuple[torch.Tensor, tuple, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, padding = self.weight_and_padding(x)
@@ -107,17 +109,18 @@ class SamePadConv2d(nn.Conv2d):
             return self.weight, pads
         channels_last = x.is_contiguous(memory_format=torch.channels_last)
         # The padded kernel is kept while the weight is the same tensor, unchanged (its version
-        # counter moves on every in-place change, as in fold_batchnorm): padding it each call
-        # cost ~40 us. A weight that trains is padded every call so the padding stays in its graph.
-        frozen = not self.weight.requires_grad
-        key = (self.weight, self.weight._version, tuple(lead), channels_last)
-        cached = getattr(self, "_padded", None)
-        if frozen and cached is not None and cached[0][0] is key[0] and cached[0][1:] == key[1:]:
-            return cached[1], pads
-        weight = F.pad(self.weight, [lead[1], 0, lead[0], 0])
+        # counter moves on every in-place change, as in fold_batchnorm) and in the same storage
+        # (.to() and .double() swap a Parameter's data without a new version): padding it each
+        # call cost ~40 us. A weight that trains is padded every call so the padding stays in its graph.
+        w = self.weight
+        frozen = not w.requires_grad
+        state = (w._version, w.data_ptr(), w.dtype, w.device, tuple(lead), channels_last)
+        if frozen and self._padded is not None and self._padded[0] is w and self._padded[1] == state:
+            return self._padded[2], pads
+        weight = F.pad(w, [lead[1], 0, lead[0], 0])
         if channels_last:
             weight = weight.contiguous(memory_format=torch.channels_last)
-        self._padded = (key, weight) if frozen else None
+        self._padded = (w, state, weight) if frozen else None
         return weight, pads
 
 
