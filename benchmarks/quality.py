@@ -5,7 +5,7 @@ defaults and for Lucent's recipe (Fourier, decorrelated colour, its standard tra
 
     .venv/bin/pip install --no-deps torch-lucent==0.1.8 kornia==0.4.1 decorator   # for the Lucent column
     .venv/bin/python benchmarks/quality.py [--size 224] [--no-lucent] [--held-out] [--views 1] [--seed 0]
-        [--exact-gradient] [--crops-near-centre] [--seeds 0,1,2,3,4]
+        [--exact-gradient] [--crops-near-centre] [--tv 0] [--seeds 0,1,2,3,4]
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ def ours(
     seed: int = 0,
     exact_gradient: bool = False,
     crop_anywhere: bool = True,
+    tv: float = 0.0,
 ) -> tuple[dict[int, np.ndarray], float]:
     transform = TransformConfig(exact_gradient=exact_gradient, crop_anywhere=crop_anywhere)
-    r = Renderer(model, f"logits:{klass}", size=size, views=views, seed=seed, transform=transform)
+    r = Renderer(model, f"logits:{klass}", size=size, views=views, seed=seed, transform=transform, tv=tv)
     snaps, t0 = {}, time.perf_counter()
     for step in range(1, max(CHECKPOINTS) + 1):
         r.step()
@@ -128,6 +129,7 @@ def main() -> None:
         action="store_true",
         help="crops within the jitter of the canvas centre (before 2026-11-27)",
     )
+    ap.add_argument("--tv", type=float, default=0.0, help="total-variation weight of this engine's renders")
     ap.add_argument(
         "--seeds",
         help="comma-separated seeds: this engine only, both class sets, the mean over seeds (one seed moves ±3 per 15)",
@@ -140,6 +142,7 @@ def main() -> None:
         "views": args.views,
         "exact_gradient": args.exact_gradient,
         "crop_anywhere": not args.crops_near_centre,
+        "tv": args.tv,
     }
     if args.seeds:
         seeds = [int(seed) for seed in args.seeds.split(",")]

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,3 +97,17 @@ def test_quality_seed_sweep_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     quality.sweep(load_model(), load_model("efficientnet_lite2"), [0, 1], 32)
     out = capsys.readouterr().out
     assert out.count("/2") == 4 and "mean of 2 seeds" in out and out.startswith("seed")
+
+
+def test_quality_tv_reaches_the_renderer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--tv` must change the renders it reports on (main passes it to every render via ours).
+    quality = import_benchmark("quality")
+    from featviz_widgets.engine import load_model
+
+    monkeypatch.setattr(quality, "CHECKPOINTS", (4,))
+    model = load_model()
+    plain, _ = quality.ours(model, 1, 64)
+    again, _ = quality.ours(model, 1, 64, tv=0.0)
+    smooth, _ = quality.ours(model, 1, 64, tv=100.0)
+    assert np.array_equal(plain[4], again[4])
+    assert not np.array_equal(plain[4], smooth[4])
