@@ -87,7 +87,8 @@ class SamePadConv2d(nn.Conv2d):
         # Stride 1 with an odd kernel is symmetric, so the fast built-in padding is exact.
         pad = kernel // 2 if stride == 1 else 0
         super().__init__(cin, cout, kernel, stride, padding=pad, groups=groups, bias=False)
-        # (weight tensor, its version, zero rows, channels-last) -> that kernel padded; see below.
+        # (weight tensor, its state: version, storage, dtype, device, zero rows, channels-last,
+        # that kernel padded); see weight_and_padding.
         self._padded: tuple[torch.Tensor, tuple, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
