@@ -121,12 +121,13 @@ def _affine_map(
     # Map output pixel offsets (from the centre) to input pixel offsets, then normalize.
     # The padded canvas is (h + 2 pad) tall: showing all of it shrinks the image by h/(h + 2 pad).
     pad = config.pad * k
-    spread_x = (w + 2 * pad) / w / zoom
-    spread_y = (h + 2 * pad) / h / zoom
+    canvas_x, canvas_y = (w + 2 * pad) / w, (h + 2 * pad) / h  # the padded canvas's half-sides
+    spread_x = canvas_x / zoom
+    spread_y = canvas_y / zoom
     # Jitter in normalized units (2 per side), plus, for a view smaller than the canvas, the room
     # it has to move while staying on the canvas: every part of the image is then seen close up.
-    room_x = max((w + 2 * pad) / w - spread_x, 0.0) if config.crop_anywhere else 0.0
-    room_y = max((h + 2 * pad) / h - spread_y, 0.0) if config.crop_anywhere else 0.0
+    room_x = max(canvas_x - spread_x, 0.0) if config.crop_anywhere else 0.0
+    room_y = max(canvas_y - spread_y, 0.0) if config.crop_anywhere else 0.0
     shift_x = (2 * draws[2] - 1) * (config.jitter * k * 2 / w + room_x)
     shift_y = (2 * draws[3] - 1) * (config.jitter * k * 2 / h + room_y)
     cos, sin = math.cos(angle), math.sin(angle)
