@@ -237,4 +237,4 @@ def test_the_padded_same_kernel_is_kept_until_the_weight_changes() -> None:
     conv.weight.requires_grad_(False)
     conv(x)
     conv.double()
-    torch.testing.assert_close(conv(x.double()), conv.double()(x.double().contiguous()))
+    torch.testing.assert_close(conv(x.double()), conv(x.double().contiguous()))
