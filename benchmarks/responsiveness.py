@@ -93,7 +93,7 @@ def in_kernel(requests: int) -> list[float]:
             kc.execute_interactive("x = 1 + 1", timeout=30)
             times.append(time.perf_counter() - t0)
             time.sleep(0.1)
-        kc.execute_interactive("steps = d.runner.status['step']; d.close(); print(steps)", timeout=60)
+        kc.execute_interactive("steps = d.runner.snapshot().step; d.close(); print(steps)", timeout=60)
         return times
     finally:
         kc.stop_channels()

@@ -37,7 +37,7 @@ class CountingSink:
     def ready(self) -> bool:
         return True
 
-    def publish(self, frame: Frame | None, status: dict[str, Any]) -> None:
+    def publish(self, frame: Frame | None, snapshot: Any) -> None:
         if frame is not None:
             with self.lock:
                 self.frames += 1
@@ -73,14 +73,14 @@ def main() -> None:
             else:
                 runner.set(transform_strength=rng.choice([0.5, 1.0, 1.5]))
         now = time.monotonic()
-        steps, frames = runner.status["step"], sink.frames
+        steps, frames = runner.snapshot().step, sink.frames
         dt = now - last_t
         row = (
             len(rows) + 1,
             rss_mb(),
             max(0, steps - last_steps) / dt,
             (frames - last_frames) / dt,
-            runner.status["error"],
+            runner.snapshot().error,
         )
         rows.append(row)
         print(

@@ -84,3 +84,83 @@ def dreamer(tiny: FeatvizModel, comms: None) -> Any:
     d = Dreamer(tiny, layer="conv2", size=32, fps=30)
     yield d
     d.close()
+
+
+# --- the displayed widget tree: what a person can see and reach --------------------------------
+
+
+def displayed(root: Any) -> list[Any]:
+    """Every widget on screen under ``root``, depth first: hidden ones (layout.display none, as
+    the Dreamer hides unused controls and unselected pages) and their children are skipped."""
+    out = []
+    stack = [root]
+    while stack:
+        w = stack.pop()
+        if getattr(getattr(w, "layout", None), "display", None) == "none":
+            continue
+        out.append(w)
+        stack.extend(reversed(list(getattr(w, "children", ()))))
+    return out
+
+
+def shown(root: Any, kind: type | None = None, *, description: str | None = None, text: str | None = None) -> Any:
+    """The one displayed widget of ``kind`` with this description (or an HTML containing ``text``)."""
+    found = [
+        w
+        for w in displayed(root)
+        if (kind is None or isinstance(w, kind))
+        and (description is None or getattr(w, "description", None) == description)
+        and (text is None or text in str(getattr(w, "value", "")))
+    ]
+    assert len(found) == 1, f"{len(found)} displayed {kind.__name__ if kind else 'widgets'} {description or text!r}"
+    return found[0]
+
+
+def user_sets(widget: Any, value: Any) -> None:
+    """Change a control as the browser does: an update message on its comm (selection widgets
+    send the index of the option)."""
+    import ipywidgets as W
+
+    if isinstance(widget, (W.Dropdown, W.SelectionSlider, W.ToggleButtons)):
+        labels = list(widget._options_values)
+        state = {"index": labels.index(value)}
+    else:
+        state = {"value": value}
+    widget.comm.handle_msg(
+        {"content": {"data": {"method": "update", "state": state, "buffer_paths": []}}, "buffers": []}
+    )
+
+
+def user_clicks(button: Any) -> None:
+    button.comm.handle_msg({"content": {"data": {"method": "custom", "content": {"event": "click"}}}, "buffers": []})
+
+
+class FakeView:
+    """A browser view of a LiveImage: says it is visible and acknowledges every frame."""
+
+    def __init__(self, image: Any) -> None:
+        import threading
+
+        self.image = image
+        self._stop = threading.Event()
+        browser_says(image, {"type": "visibility", "view": "test", "visible": True})
+        self._thread = threading.Thread(target=self._ack, daemon=True)
+        self._thread.start()
+
+    def _ack(self) -> None:
+        while not self._stop.wait(0.02):
+            if self.image.seq:
+                browser_says(self.image, {"type": "ack", "seq": self.image.seq})
+
+    def picture(self) -> Any:
+        """The frame on screen, decoded, as a float array (H, W, 3)."""
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        return np.asarray(Image.open(io.BytesIO(bytes(self.image.frame))).convert("RGB"), dtype=np.float32)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1)

@@ -15,12 +15,13 @@ CHECK = """
 import time
 from featviz_widgets.view.dreamer import _DREAMERS
 (w,) = list(_DREAMERS)
-assert w.wait_for_steps(5, timeout=60), w.runner.status
+assert w.wait_for_steps(5, timeout=60), w.runner.snapshot()
+w.controls.mode.value = 'channel'
 w.controls.unit.value = 3
 deadline = time.time() + 30
-while w.runner.target.unit != 3 and time.time() < deadline:
+while w.runner.snapshot().target.unit != 3 and time.time() < deadline:
     time.sleep(0.05)
-assert w.runner.target.unit == 3 and not w.runner.status['error'], w.runner.status
+assert w.runner.snapshot().target.unit == 3 and not w.runner.snapshot().error, w.runner.snapshot()
 print('STATUS', w.status.value)
 w.close()
 """

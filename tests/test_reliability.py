@@ -59,10 +59,10 @@ def test_widget_bad_settings_show_message_and_loop_keeps_running(
     dreamer: Dreamer, change: dict[str, Any], message: str
 ) -> None:
     assert dreamer.wait_for_steps(2)
-    dreamer._set(**change)
+    dreamer._guard(dreamer.runner.set, **change)  # what a control's observer does with the value
     assert message in dreamer.status.value
-    step = dreamer.runner.status["step"]
-    assert wait(lambda: dreamer.runner.status["step"] > step + 2)
+    step = dreamer.runner.snapshot().step
+    assert wait(lambda: dreamer.runner.snapshot().step > step + 2)
     assert dreamer.runner.settings.lr == 0.05 and dreamer.runner.settings.size == 32
 
 
@@ -150,7 +150,7 @@ def test_model_raising_mid_run_is_reported_by_the_loop(tiny: FeatvizModel) -> No
         def ready(self) -> bool:
             return True
 
-        def publish(self, frame: Any, status: dict[str, Any]) -> None:
+        def publish(self, frame: Any, snapshot: Any) -> None:
             pass
 
         def abandoned(self) -> bool:
@@ -159,7 +159,7 @@ def test_model_raising_mid_run_is_reported_by_the_loop(tiny: FeatvizModel) -> No
     runner = LiveRunner(tiny, Target(layer="conv2"), RenderSettings(size=32), Sink())
     runner.start()
     try:
-        assert wait(lambda: runner.status["step"] >= 2)
+        assert runner.wait_for_steps(2)
         calls = {"n": 0}
 
         def hook(*_: Any) -> None:
@@ -168,10 +168,10 @@ def test_model_raising_mid_run_is_reported_by_the_loop(tiny: FeatvizModel) -> No
                 raise ValueError("bad batch norm state")
 
         handle = tiny.net.conv1.register_forward_hook(hook)
-        assert wait(lambda: "bad batch norm state" in runner.status["error"])
+        assert wait(lambda: "bad batch norm state" in runner.snapshot().error)
         handle.remove()
-        step = runner.status["step"]
-        assert wait(lambda: runner.status["step"] > step + 2)
+        step = runner.snapshot().step
+        assert wait(lambda: runner.snapshot().step > step + 2)
     finally:
         runner.close()
 
@@ -202,23 +202,22 @@ def test_render_out_of_memory_halves_the_size(tiny: FeatvizModel, monkeypatch: p
 
 
 def test_live_out_of_memory_falls_back_and_says_so(dreamer: Dreamer, monkeypatch: pytest.MonkeyPatch) -> None:
-    dreamer._set(size=64)
-    assert wait(lambda: dreamer.runner.renderer is not None and dreamer.runner.renderer.settings.size == 64)
-    r = dreamer.runner.renderer
-    real_step = r.step
+    dreamer.runner.set(size=64)
+    assert wait(lambda: dreamer.runner.snapshot().settings.size == 64)
+    real_step = Renderer.step
     calls = {"n": 0}
 
-    def step() -> Any:
+    def step(self: Renderer) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
             raise torch.OutOfMemoryError("CUDA out of memory")
-        return real_step()
+        return real_step(self)
 
-    monkeypatch.setattr(r, "step", step)
-    assert wait(lambda: r.settings.size == 32)
-    assert "continuing at 32 px" in dreamer.runner.status["warning"]
-    step_now = dreamer.runner.status["step"]
-    assert wait(lambda: dreamer.runner.status["step"] > step_now + 2)
+    monkeypatch.setattr(Renderer, "step", step)
+    assert wait(lambda: dreamer.runner.snapshot().settings.size == 32 and dreamer.runner.settings.size == 32)
+    assert wait(lambda: "continuing at 32 px" in dreamer.status.value)
+    step_now = dreamer.runner.snapshot().step
+    assert wait(lambda: dreamer.runner.snapshot().step > step_now + 2)
 
 
 # --- lifecycle ------------------------------------------------------------------------------------
@@ -227,16 +226,15 @@ def test_live_out_of_memory_falls_back_and_says_so(dreamer: Dreamer, monkeypatch
 def test_close_in_the_middle_of_a_step(tiny: FeatvizModel, comms: None, monkeypatch: pytest.MonkeyPatch) -> None:
     d = Dreamer(tiny, layer="conv2", size=32)
     assert d.wait_for_steps(2)
-    r = d.runner.renderer
-    real_step = r.step
+    real_step = Renderer.step
     in_step = threading.Event()
 
-    def slow_step() -> Any:
+    def slow_step(self: Renderer) -> Any:
         in_step.set()
         time.sleep(0.3)
-        return real_step()
+        return real_step(self)
 
-    monkeypatch.setattr(r, "step", slow_step)
+    monkeypatch.setattr(Renderer, "step", slow_step)
     assert in_step.wait(5)
     d.close()  # while the worker sleeps inside a step
     assert not d.runner.is_running and d.runner.last_error is None
@@ -266,9 +264,9 @@ def test_two_widgets_share_one_model(tiny: FeatvizModel, comms: None) -> None:
     b = Dreamer(tiny, layer="conv1", channel=2, size=32)
     try:
         assert a.wait_for_steps(30) and b.wait_for_steps(30)
-        assert not a.runner.status["error"] and not b.runner.status["error"]
+        assert not a.runner.snapshot().error and not b.runner.snapshot().error
         # each loop saw its own layer (hooks belong to the thread that runs the forward pass)
-        assert a.runner.renderer.measure().item() > 0 and b.runner.renderer.measure().item() > 0
+        assert a.runner.snapshot().objective > 0 and b.runner.snapshot().objective > 0
     finally:
         a.close()
         b.close()
@@ -318,7 +316,7 @@ def test_soak_random_control_changes(comms: None) -> None:
         lambda: setattr(c.unit, "value", rng.randrange(c.unit.max + 1)),
         lambda: setattr(c.layer, "value", rng.choice([o[1] for o in c.layer.options[:12]])),
         lambda: setattr(c.mode, "value", rng.choice(["channel", "neuron", "deepdream", "class", "direction", "mix"])),
-        lambda: setattr(c.lr, "value", 10 ** rng.uniform(-3, 0)),
+        lambda: setattr(c.lr, "value", rng.choice(c.lr.options)),
         lambda: setattr(c.l1, "value", rng.random()),
         lambda: setattr(c.tv, "value", rng.random()),
         lambda: setattr(c.blur, "value", rng.random()),
@@ -327,8 +325,8 @@ def test_soak_random_control_changes(comms: None) -> None:
         lambda: setattr(c.seed, "value", rng.randrange(1000)),
         lambda: setattr(c.alpha, "value", round(rng.random(), 2)),
         lambda: setattr(c.batch, "value", rng.choice([1, 2])),
-        lambda: setattr(c.run, "value", rng.random() < 0.9),
-        lambda: d._set(lr=rng.choice([math.nan, -1.0, math.inf])),  # bad values too
+        lambda: c.run.click() if rng.random() < 0.3 else None,
+        lambda: d._guard(d.runner.set, lr=rng.choice([math.nan, -1.0, math.inf])),  # bad values too
         lambda: browser_says(w, {"type": "ack", "seq": w.seq}),
     ]
     try:
@@ -342,10 +340,11 @@ def test_soak_random_control_changes(comms: None) -> None:
             rng.choice(actions)()
             changes += 1
             time.sleep(0.02)
-        c.run.value = True
+        if d.runner.paused:
+            c.run.click()
         browser_says(w, {"type": "ack", "seq": w.seq})
         shown = d.frames_shown
-        assert wait(lambda: d.frames_shown > shown, 15), d.runner.status  # frames keep coming
+        assert wait(lambda: d.frames_shown > shown, 15), d.runner.snapshot()  # frames keep coming
         assert changes >= 2000
         assert d.frames_shown > frames_before + 100
         assert d.runner.last_error is None, d.runner.last_error
@@ -390,8 +389,9 @@ def test_widget_writes_no_files_unless_asked(
         assert d.wait_for_steps(10)
         d.download()
         d.timelapse_gif()
-        d.export._save()  # no path typed: refuses
-        assert "ending in .png" in d.status.value
+        d.export.path.value = "notes.txt"
+        d.export.save()  # not a .png name: refuses
+        assert "does not end in .png" in d.export.message.value
     finally:
         d.close()
     assert list(tmp_path.iterdir()) == []

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from featviz_widgets.engine import RenderSettings
+from featviz_widgets.engine import Renderer, RenderSettings
 from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.errors import ChannelRangeError, InvalidSettingError
-from featviz_widgets.export import read_settings
-from featviz_widgets.runner.live import Frame, LiveRunner, stop_all
-from featviz_widgets.runner.target import Target
-from featviz_widgets.view import Dreamer, LiveImage
+from featviz_widgets.runner import Frame, LiveRunner, Snapshot, Target, stop_all
+from featviz_widgets.runner.settle import Settle
+from featviz_widgets.view import LiveImage
 
 from .conftest import browser_says, updates, wait
 
@@ -84,7 +82,7 @@ def test_esm_and_css_are_strings_from_package_data() -> None:
 class FakeSink:
     def __init__(self, ready: bool = True) -> None:
         self.frames: list[Frame] = []
-        self.statuses: list[dict[str, Any]] = []
+        self.snapshots: list[Snapshot] = []
         self.is_ready = ready
         self.gone = False
 
@@ -94,10 +92,10 @@ class FakeSink:
     def abandoned(self) -> bool:
         return self.gone
 
-    def publish(self, frame: Frame | None, status: dict[str, Any]) -> None:
+    def publish(self, frame: Frame | None, snapshot: Snapshot) -> None:
         if frame is not None:
             self.frames.append(frame)
-        self.statuses.append(status)
+        self.snapshots.append(snapshot)
 
 
 @pytest.fixture
@@ -111,10 +109,10 @@ def runner(tiny: FeatvizModel) -> Any:
 
 def test_runner_steps_and_caps_frame_rate(runner: Any) -> None:
     r, sink = runner
-    assert wait(lambda: r.status["step"] >= 30)
+    assert r.wait_for_steps(30)
     time.sleep(0.5)
     r.pause()
-    steps, frames = r.status["step"], len(sink.frames)
+    steps, frames = r.snapshot().step, len(sink.frames)
     assert frames >= 3
     assert frames <= steps  # at most one frame per step, and the fps cap keeps it far below
     assert all(f.width == 32 and f.height == 32 for f in sink.frames)
@@ -122,24 +120,24 @@ def test_runner_steps_and_caps_frame_rate(runner: Any) -> None:
 
 def test_runner_applies_changes_without_restart(runner: Any) -> None:
     r, _ = runner
-    assert wait(lambda: r.status["step"] >= 5)
-    gen = r.generation
+    assert r.wait_for_steps(5)
     r.set(lr=0.2, l1=3.0, transform_strength=0.5)
-    assert r.generation == gen + 1
-    assert wait(lambda: r.renderer.settings.lr == 0.2)
-    assert r.renderer.settings.l1 == 3.0 and r.renderer.settings.transform.strength == 0.5
-    assert r.renderer.step_count > 5  # kept going, no restart
+    assert r.settings.lr == 0.2  # the truth at once; the image follows on the next step
+    assert wait(lambda: r.snapshot().settings.lr == 0.2)
+    snap = r.snapshot()
+    assert snap.settings.l1 == 3.0 and snap.settings.transform.strength == 0.5
+    assert snap.step > 5  # kept going, no restart
 
 
 def test_runner_target_change_warm_or_cold(runner: Any) -> None:
     r, _ = runner
-    assert wait(lambda: r.status["step"] >= 5)
+    assert r.wait_for_steps(5)
     r.set_target(Target(layer="conv2", unit=3), keep_image=True)
-    assert wait(lambda: r.target.unit == 3)
-    assert r.renderer.step_count > 5
+    assert wait(lambda: r.snapshot().target.unit == 3)
+    assert r.snapshot().step > 5
     r.pause()  # changes still apply while paused, so the restart is observable
     r.set_target(Target(layer="conv1", unit=2), keep_image=False)
-    assert wait(lambda: r.target.layer == "conv1" and r.renderer.step_count == 0)
+    assert wait(lambda: r.snapshot().target.layer == "conv1" and r.snapshot().step == 0)
 
 
 def test_runner_rejects_bad_values_and_keeps_going(runner: Any) -> None:
@@ -150,35 +148,44 @@ def test_runner_rejects_bad_values_and_keeps_going(runner: Any) -> None:
         r.set_target(Target(layer="conv2", unit=99))
     with pytest.raises(InvalidSettingError, match="16 to 4096"):
         r.set(size=100000)
-    step = r.status["step"]
-    assert wait(lambda: r.status["step"] > step + 3)
-    assert r.renderer.settings.lr == 0.15 and r.target.unit == 1
+    step = r.snapshot().step
+    assert wait(lambda: r.snapshot().step > step + 3)
+    assert r.snapshot().settings.lr == 0.15 and r.snapshot().target.unit == 1
+
+
+def test_no_op_changes_are_not_changes(runner: Any) -> None:
+    r, _ = runner
+    assert r.wait_for_steps(3)
+    r.set(lr=0.15, transform_strength=1.0)  # the values it has: nothing to record
+    r.set_target(Target(layer="conv2", unit=1))
+    time.sleep(0.1)
+    assert not r.recording.changed and "render(" in r.code()
 
 
 def test_exception_in_step_is_reported_and_loop_survives(runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     r, _ = runner
-    assert wait(lambda: r.renderer is not None and r.status["step"] >= 2)
-    real_step = r.renderer.step
+    assert r.wait_for_steps(2)
+    real_step = Renderer.step
     calls = {"n": 0}
 
-    def flaky() -> Any:
+    def flaky(self: Renderer) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("simulated CUDA hiccup")
-        return real_step()
+        return real_step(self)
 
-    monkeypatch.setattr(r.renderer, "step", flaky)
-    assert wait(lambda: "simulated CUDA hiccup" in r.status["error"])
+    monkeypatch.setattr(Renderer, "step", flaky)
+    assert wait(lambda: "simulated CUDA hiccup" in r.snapshot().error)
     assert "Traceback" in r.last_error and "flaky" in r.last_error
-    step = r.status["step"]
-    assert wait(lambda: r.status["step"] > step + 2)  # still serving
+    step = r.snapshot().step
+    assert wait(lambda: r.snapshot().step > step + 2)  # still serving
 
 
 def test_pause_sends_one_lossless_png(runner: Any) -> None:
     r, sink = runner
     assert wait(lambda: len(sink.frames) >= 1)
     r.pause()
-    assert wait(lambda: sink.frames[-1].mime == "image/png")
+    assert wait(lambda: sink.frames[-1].mime == "image/png" and r.snapshot().state == "paused")
     n = len(sink.frames)
     time.sleep(0.4)
     assert len(sink.frames) == n  # paused: nothing more
@@ -191,8 +198,9 @@ def test_no_frames_while_sink_not_ready_but_status_flows(tiny: FeatvizModel) -> 
     r = LiveRunner(tiny, Target(layer="conv2", unit=1), RenderSettings(size=32), sink, fps=30)
     r.start()
     try:
-        assert wait(lambda: len(sink.statuses) >= 3)
+        assert wait(lambda: len(sink.snapshots) >= 3)
         assert sink.frames == []
+        assert r.image() is not None  # the snapshot still follows the image
     finally:
         r.close()
 
@@ -206,138 +214,30 @@ def test_close_stops_thread_and_stop_all(tiny: FeatvizModel) -> None:
     assert not [t for t in threading.enumerate() if t.name.startswith("featviz-live")]
 
 
-# --- Dreamer ------------------------------------------------------------------------------------
-
-
-def test_dreamer_sliders_drive_the_runner(dreamer: Dreamer) -> None:
-    c = dreamer.controls
-    assert c.unit.max == 5  # conv2 has 6 channels
-    c.unit.value = 4
-    assert wait(lambda: dreamer.runner.target.unit == 4)
-    c.layer.value = "conv1"
-    assert c.unit.max == 3
-    c.lr.value = 0.3
-    c.l1.value = 0.5
-    assert wait(lambda: dreamer.runner.renderer is not None and dreamer.runner.renderer.settings.lr == 0.3)
-    assert wait(lambda: dreamer.runner.renderer.settings.l1 == 250.0)
-
-
-def test_dreamer_class_mode_shows_class_name(tiny: FeatvizModel) -> None:
-    tiny.class_names = ["apple", "bee", "cat", "dog", "eel"]
-    d = Dreamer(tiny, layer="conv2", size=32)
+def test_loop_settles_idles_and_wakes_on_any_change(tiny: FeatvizModel) -> None:
+    sink = FakeSink()
+    r = LiveRunner(tiny, Target(layer="conv2", unit=1), RenderSettings(size=32), sink, settle=Settle(window=15))
+    r.start()
     try:
-        d.controls.mode.value = "class"
-        assert d.controls.unit.max == 4 and d.controls.layer.disabled
-        d.controls.unit.value = 2
-        assert "cat" in d.controls.unit_name.value
-        assert wait(lambda: d.runner.target.mode == "class" and d.runner.target.unit == 2)
+        assert wait(lambda: r.snapshot().state == "settled", 30)
+        step = r.snapshot().step
+        assert sink.frames[-1].mime == "image/png"  # what stays on screen is lossless
+        cpu = time.process_time()
+        time.sleep(0.5)
+        assert r.snapshot().step == step  # no steps...
+        assert time.process_time() - cpu < 0.1  # ...and no CPU
+        assert not r.snapshot().stepping  # the Run button offers Run
+        r.set(lr=0.1)  # any control wakes it
+        assert wait(lambda: r.snapshot().step > step and r.snapshot().state == "running")
     finally:
-        d.close()
+        r.close()
 
 
-def test_dreamer_status_line_and_frames(dreamer: Dreamer) -> None:
-    # Pretend a browser view is on screen and acknowledges frames.
-    browser_says(dreamer.image_widget, {"type": "visibility", "view": "v", "visible": True})
-    assert wait(lambda: dreamer.frames_shown >= 2)
-    browser_says(dreamer.image_widget, {"type": "ack", "seq": dreamer.image_widget.seq})
-    assert wait(lambda: "steps/s" in dreamer.status.value and "cpu" in dreamer.status.value)
-    assert "<svg" in dreamer.plot.value
-
-
-def test_dreamer_bad_value_shows_in_status(dreamer: Dreamer) -> None:
-    dreamer._set(lr=-1.0)
-    assert "learning rate" in dreamer.status.value
-    assert dreamer.runner.settings.lr == 0.05
-
-
-def test_dreamer_save_png_with_settings(dreamer: Dreamer, tmp_path: Path) -> None:
-    assert dreamer.wait_for_steps(3)
-    path = dreamer.save(tmp_path / "d.png")
-    settings = read_settings(path)
-    assert settings["objective"] == "Channel('conv2', 0)" and settings["size"] == 32
-    dreamer.controls.save.click()
-    assert "data:image/png;base64" in dreamer.download_link.value
-
-
-def test_dreamer_pause_button_stops_steps(dreamer: Dreamer) -> None:
-    assert dreamer.wait_for_steps(3)
-    dreamer.controls.run.value = False
-    time.sleep(0.3)
-    step = dreamer.runner.status["step"]
-    time.sleep(0.3)
-    assert dreamer.runner.status["step"] == step and dreamer.controls.run.description == "Run"
-
-
-def test_image_backend_fallback(tiny: FeatvizModel) -> None:
-    d = Dreamer(tiny, layer="conv2", size=32, backend="image", fps=30)
-    try:
-        assert wait(lambda: d.frames_shown >= 2)
-        assert bytes(d.image_widget.value)[:2] == b"\xff\xd8"  # JPEG while running
-    finally:
-        d.close()
-
-
-def test_close_leaves_no_thread(tiny: FeatvizModel) -> None:
-    for _ in range(5):
-        d = Dreamer(tiny, layer="conv2", size=32)
-        d.wait_for_steps(1)
-        d.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("featviz-live")]
-
-
-def test_loop_pauses_itself_when_its_views_are_gone(tiny: FeatvizModel) -> None:
-    d = Dreamer(tiny, layer="conv2", size=32)
-    try:
-        w = d.image_widget
-        browser_says(w, {"type": "visibility", "view": "v", "visible": True})
-        assert d.wait_for_steps(3)
-        w._abandoned_since = None
-        browser_says(w, {"type": "closed", "view": "v"})  # the cell was re-run: its output is gone
-        assert not w.abandoned()  # a grace period first
-        w._abandoned_since -= 10
-        assert wait(lambda: d.runner.paused and d.controls.run.value is False)
-        assert "no view" in d.runner.status["warning"]
-    finally:
-        d.close()
-
-
-def test_never_displayed_widget_pauses_after_grace() -> None:
-    w = LiveImage()
-    assert not w.abandoned(never_shown_grace=60)
-    w._created -= 61
-    assert w.abandoned(never_shown_grace=60)
-    browser_says(w, {"type": "visibility", "view": "v", "visible": False})  # a view exists, off-screen
-    assert not w.abandoned(never_shown_grace=60)
-
-
-def test_hiding_mode_specific_controls_hides_only_them(dreamer: Dreamer) -> None:
-    c = dreamer.controls
-    assert c.unit_b.layout.display == "none" and c.alpha.layout.display == "none"  # channel mode
-    layouts = [w.layout for w in c.all()]
-    assert len({id(layout) for layout in layouts}) == len(layouts)  # none shared
-    assert c.mode.layout.display != "none" and c.layer.layout.display != "none" and c.lr.layout.display != "none"
-    c.mode.value = "mix"
-    assert c.unit_b.layout.display != "none" and c.direction_seed.layout.display == "none"
-
-
-def test_view_that_stops_acknowledging_counts_as_gone() -> None:
-    w = LiveImage()
-    browser_says(w, {"type": "visibility", "view": "v", "visible": True})
-    w.show(frame())
-    assert not w.abandoned()
-    w.silent_view_timeout = 10.0
-    assert not w.abandoned(grace=5.0)
-    w._unanswered_since -= 30  # the tab was closed without a goodbye 30 s ago
-    assert w.ready()  # the ack timeout lets frames go out again...
-    w.show(frame())
-    assert w.abandoned(grace=5.0) and w.view_count == 0  # ...but silence this long means nobody is there
-    browser_says(w, {"type": "visibility", "view": "v2", "visible": True})
-    assert not w.abandoned(grace=5.0)
-
-
-def test_quiet_detection() -> None:
-    from featviz_widgets.runner.live import is_quiet
-
-    assert not is_quiet([1.0] * 10)  # too short to tell
-    assert is_quiet([10.0 + 0.001 * (i % 2) for i in range(40)])
-    assert not is_quiet([10.0 + 0.1 * i for i in range(40)])
+def test_settle_detector() -> None:
+    s = Settle(window=10, tolerance=0.02)
+    rising = [float(i) for i in range(40)]
+    assert not any(s.update(v) for v in rising)  # still rising: never settled
+    s.reset()
+    flat = [10.0 + (0.3 if i % 2 else -0.3) for i in range(19)]
+    assert not any(s.update(v) for v in flat)  # fewer than two windows: undecided
+    assert s.update(10.3)  # twenty values, no rise: settled

@@ -130,7 +130,11 @@ class Renderer:
         """Change settings. Learning rate, penalties, transforms and input size apply on the
         next step; size, batch, seed or parameterization rebuild the image (carrying the
         current picture over when ``keep_image``; a new seed always starts fresh)."""
-        new = self.settings.replace(**changes)
+        self.apply(self.settings.replace(**changes), keep_image=keep_image)
+
+    def apply(self, new: RenderSettings, keep_image: bool = True) -> None:
+        """Switch to ``new`` settings, already validated (a RenderSettings is validated when it
+        is made); what changes decides whether the image is rebuilt, as in ``update``."""
         if new.batch != self.settings.batch:  # before anything changes: a refusal leaves all as it was
             self._checked(self.objective, new.batch)
         old, self.settings = self.settings, new

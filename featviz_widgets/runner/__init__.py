@@ -1,6 +1,21 @@
-"""The runner layer: the worker thread, its settings and the frames it produces (no widgets)."""
+"""The runner layer: the worker thread, its settings, jobs, snapshots and frames (no widgets)."""
 
-from .live import Frame, FrameSink, LiveRunner, stop_all
+from .jobs import Job
+from .live import Frame, FrameSink, LiveRunner, Snapshot, cpu_threads, stop_all
+from .recording import PhotoStart, Recording
+from .saved import read_saved
 from .target import Target
 
-__all__ = ["Frame", "FrameSink", "LiveRunner", "Target", "stop_all"]
+__all__ = [
+    "Frame",
+    "FrameSink",
+    "Job",
+    "LiveRunner",
+    "PhotoStart",
+    "Recording",
+    "Snapshot",
+    "Target",
+    "cpu_threads",
+    "read_saved",
+    "stop_all",
+]

@@ -61,3 +61,20 @@ def gif(frames: list[np.ndarray], fps: float = 12.0) -> bytes:
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
     return buf.getvalue()
+
+
+def labelled_grid(images: np.ndarray, labels: list[str], gap: int = 2, strip: int = 12) -> tuple[np.ndarray, int]:
+    """A ``tile`` grid with a caption strip of ``strip`` pixels under each image; returns the
+    grid and the cell height (image + strip) for ``tile_index``."""
+    from PIL import ImageDraw
+
+    n, h, w, c = images.shape
+    cells = np.full((n, h + strip, w, c), 255, np.uint8)
+    cells[:, :h] = images
+    for i, label in enumerate(labels):
+        caption = Image.new("RGB", (w, strip), "white")
+        ImageDraw.Draw(caption).text((2, 0), label, fill=(40, 40, 40))
+        cells[i, h:] = np.asarray(caption)
+    if n == 1:  # tile() shows one image as it is: keep the caption
+        return cells[0], h + strip
+    return tile(cells, gap), h + strip

@@ -1,21 +1,25 @@
-"""The live loop: one worker thread per view drives a Renderer and publishes frames.
+"""The live loop: one worker thread per view drives a Renderer and publishes snapshots.
 
 Flow control (read this before changing anything here):
 
-* Observers (kernel main thread) never touch torch. ``LiveRunner.set()`` validates the change,
-  stores it in ``_pending`` under a lock, bumps ``generation`` and sets the wake event. O(1).
-* The worker thread is the only user of the Renderer. Before every step it takes the pending
-  changes and applies them: learning rate, penalties and transform strength on the running
-  optimization; a new target restarts or warm-starts; a new size rebuilds.
-* Frames go out through a ``FrameSink``. The worker publishes at most ``fps`` frames a second,
-  only when the sink says it can take one (the browser has acknowledged all but at most 2 frames
-  and some view is visible); otherwise only the status line is sent. JPEG while running (the
-  picture changes every step); one PNG when paused, and an occasional PNG once the objective
-  has converged ("quiet"), so what stays on screen is lossless.
-* Any exception inside a step is caught: it goes to ``status['error']`` and ``last_error`` (the
-  traceback), the image is kept, and the loop keeps serving.
-* When every browser view of the widget is gone for a few seconds (its cell re-run or cleared),
-  the sink reports ``abandoned()`` and the loop pauses itself: nothing runs that nobody sees.
+* The runner owns the truth. It stores one validated ``RenderSettings`` and one ``Target`` (and
+  so one objective); ``set()``, ``set_target()``, ``reset()``, ``start_from()`` and ``load()``
+  validate a change once, against that truth, on the caller's (kernel) thread, store the new
+  truth, queue the change and wake the worker. O(1), and a refusal changes nothing.
+* The worker thread is the only user of the Renderer. Before every step it applies the queued
+  changes in order (each recorded, at its step, for ``code()``), then steps, unless the user
+  paused it, a job holds it (``held()``), or the objective has settled (``settle.py``): then it
+  waits on its wake event without using the CPU. Any change or ``resume()`` wakes it.
+* After each applied change, and at most ``fps`` times a second while running, the worker
+  publishes a ``Snapshot`` (images, step, settings, target, state, history). The kernel thread
+  reads snapshots only; it never touches the Renderer.
+* Frames go out through a ``FrameSink`` only when it says it can take one (the browser has
+  acknowledged all but at most 2 frames and some view is visible); otherwise only the status.
+  JPEG while running; one lossless PNG when the loop stops stepping (paused, busy, settled).
+* Any exception inside a step is caught: it goes to the snapshot's ``error`` and
+  ``last_error`` (the traceback), the image is kept, and the loop keeps serving.
+* When every browser view of the widget is gone for a few seconds, the sink reports
+  ``abandoned()`` and the loop pauses itself: nothing runs that nobody sees.
 * ``stop()`` sets an event and joins; ``close()`` also drops the model and image (and frees CUDA
   memory). ``stop_all()`` stops every runner still alive in this process.
 """
@@ -28,7 +32,9 @@ import time
 import traceback
 import weakref
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -40,9 +46,14 @@ from ..engine.openmp import release_idle_openmp_threads
 from ..engine.renderer import to_uint8
 from ..errors import FeatvizError, InvalidSettingError
 from .encode import encode, tile
+from .recording import PhotoStart, Recording
+from .settle import Settle
 from .target import Target
+from .timelapse import Timelapse
 
 _RUNNERS: weakref.WeakSet[LiveRunner] = weakref.WeakSet()
+
+STATES = ("starting", "running", "settled", "paused", "busy", "error", "stopped")
 
 
 @dataclass
@@ -54,11 +65,35 @@ class Frame:
     step: int
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What the live image is now, as the worker last published it (read-only for the view)."""
+
+    images: np.ndarray | None  # (N, H, W, 3) uint8, None before the first step
+    step: int
+    settings: RenderSettings
+    target: Target
+    state: str  # one of STATES
+    objective: float | None
+    steps_per_s: float
+    device: str
+    error: str = ""
+    warning: str = ""
+    history: tuple[float, ...] = ()
+    paused: bool = False  # the user paused it (Run shows then)
+
+    @property
+    def stepping(self) -> bool:
+        """True unless the user paused the loop or it settled: the Run button then offers Pause
+        (while a job holds the loop it still does: the loop resumes after the job)."""
+        return not self.paused and self.state not in ("settled", "stopped")
+
+
 class FrameSink(Protocol):
     def ready(self) -> bool:
         """True when a new frame may be sent now (back-pressure and visibility)."""
 
-    def publish(self, frame: Frame | None, status: dict[str, Any]) -> None:
+    def publish(self, frame: Frame | None, snapshot: Snapshot) -> None:
         """Show ``frame`` (None: status only). Called from the worker thread."""
 
     def abandoned(self) -> bool:
@@ -71,16 +106,6 @@ def stop_all() -> int:
     for r in running:
         r.stop()
     return len(running)
-
-
-def is_quiet(history: deque[float] | list[float], window: int = 30, tolerance: float = 0.002) -> bool:
-    """True when the objective has stopped moving: over the last ``window`` steps it stayed
-    within ``tolerance`` (relative) of its mean."""
-    if len(history) < window:
-        return False
-    recent = list(history)[-window:]
-    mean = sum(recent) / window
-    return max(abs(v - mean) for v in recent) <= tolerance * max(abs(mean), 1e-6)
 
 
 def cpu_threads() -> int:
@@ -100,98 +125,139 @@ class LiveRunner:
         *,
         fps: float = 12.0,
         history: int = 300,
+        settle: Settle | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not (0 < fps <= 60):
             raise InvalidSettingError(f"fps must be in (0, 60], got {fps!r}.")
         self.model = model
         self.sink = sink
         self.fps = float(fps)
+        self.clock = clock
         self.keep_image = True  # warm start when the target changes
-        self.generation = 0
         self.last_error: str | None = None
-        self.history: deque[float] = deque(maxlen=history)
-        self._lock = threading.Lock()
+        self.settle = settle if settle is not None else Settle()
+        self.timelapse = Timelapse()
+        self._lock = threading.RLock()  # the worker's publish may call back into code()
+        self._generation = 0  # changes applied so far: a paused loop shows each one
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._paused = False
-        self._pending: dict[str, Any] = {}
+        self._holds = 0
+        self._queue: list[tuple[str, Any]] = []
         self._thread: threading.Thread | None = None
-        self.settings = settings
-        self._check_target(target)
-        self.target = target
-        self.renderer: Renderer | None = None
-        self.status: dict[str, Any] = {
-            "step": 0,
-            "objective": None,
-            "steps_per_s": 0.0,
-            "device": str(model.device),
-            "state": "starting",
-            "error": "",
-            "warning": "",
-        }
-        # Small thumbnails every few steps for the time-lapse export (bounded memory).
-        self.timelapse: deque[np.ndarray] = deque(maxlen=240)
-        self.timelapse_every = 4
-        self.changed_since_reset = False  # a live change makes the run not reproducible by render()
-        self._frames_sent = 0
-        self._last_frame_step = -1
-        self._png_sent_for: tuple[int, int] = (-1, -1)
-        self._last_png_time = 0.0
+        self._check(target, settings.batch)
+        self._settings, self._target = settings, target
+        self._photo: PhotoStart | None = None
+        self.recording = Recording(settings, target)
+        self.renderer: Renderer | None = None  # the worker's; never used from another thread
+        self._history: deque[float] = deque(maxlen=history)
+        self._snapshot = Snapshot(None, 0, settings, target, "starting", None, 0.0, str(model.device))
+        self._error = self._warning = ""
+        self._png_sent_for: tuple[int, str, int] | None = None
         _RUNNERS.add(self)
 
-    # --- called from the kernel thread: record and wake, nothing else -------------------------
-    def _check_target(self, target: Target) -> None:
-        layers = layers_by_name(self.model)
-        target.objective(self.channels_for(target)).check(layers, self.settings.batch)
+    # --- the truth, and changes to it (kernel thread): validate, store, queue, wake ----------
+    @property
+    def settings(self) -> RenderSettings:
+        """The settings the image is being made with (the latest accepted)."""
+        return self._settings
+
+    @property
+    def target(self) -> Target:
+        return self._target
+
+    def channels_for(self, target: Target) -> int:
+        """The layer's channel count, which only a random direction needs to be built."""
+        return layer_info(self.model, target.layer).channels if target.mode == "direction" else 0
+
+    def _check(self, target: Target, batch: int) -> None:
+        target.objective(self.channels_for(target)).check(layers_by_name(self.model), batch)
+
+    def _queue_change(self, kind: str, value: Any) -> None:
+        self._queue.append((kind, value))
+        self._wake.set()
 
     def set(self, **changes: Any) -> None:
         """Change render settings (``lr``, ``l1``, ``tv``, ``blur``, ``transform_strength``,
-        ``size``, ``seed``, ``batch``...). Validated now; applied by the worker on its next step.
-        Raises InvalidSettingError, leaving the loop as it was."""
+        ``size``, ``seed``, ``batch``...). Validated now; applied by the worker before its next
+        step. Raises InvalidSettingError (or ChannelRangeError), leaving everything as it was."""
         with self._lock:
-            base = self.settings.replace(**self._pending.get("settings", {}))
-            base.replace(**changes)  # validation only
-            merged = {**self._pending.get("settings", {}), **changes}
-            self._pending["settings"] = merged
-            self.generation += 1
-        self._wake.set()
+            new = self._settings.replace(**changes)
+            if new == self._settings:
+                return
+            if new.batch != self._settings.batch:
+                self._check(self._target, new.batch)
+            self._settings = new
+            self._queue_change("settings", new)
 
     def set_target(self, target: Target, keep_image: bool | None = None) -> None:
-        """Optimize for a new target (validated now, applied on the next step)."""
-        self._check_target(target)
+        """Optimize for a new target (validated now, applied before the next step)."""
+        keep = self.keep_image if keep_image is None else keep_image
         with self._lock:
-            self._pending["target"] = (target, self.keep_image if keep_image is None else keep_image)
-            self.generation += 1
-        self._wake.set()
+            if target == self._target and keep:
+                return
+            self._check(target, self._settings.batch)
+            self._target = target
+            self._queue_change("target", (target, keep))
 
     def reset(self, seed: int | None = None) -> None:
-        """Restart the image from noise (optionally with a new seed)."""
-        if seed is not None:
-            RenderSettings().replace(seed=seed)
+        """Restart the image from its start (noise, or the photo it started from), optionally
+        with a new seed."""
         with self._lock:
-            self._pending["reset"] = seed
-            self.generation += 1
-        self._wake.set()
+            if seed is not None:
+                self._settings = self._settings.replace(seed=seed)
+            self._queue_change("reset", self._settings)
 
-    def start_from(self, photo: torch.Tensor | None) -> None:
-        """Restart the optimization from ``photo`` (1x3xHxW in [0, 1]; the canvas takes its
-        aspect ratio with the longest side at the current size), or from noise with None."""
+    def start_from(self, photo: torch.Tensor | None, source: PhotoStart | None = None) -> None:
+        """Restart from ``photo`` (1x3xHxW in [0, 1]; the canvas takes its aspect ratio with the
+        longest side at the current size), or from noise with None. ``source`` says where the
+        photo came from, so ``code()`` can load it again."""
         if photo is not None and (not isinstance(photo, torch.Tensor) or photo.dim() != 4 or photo.shape[:2] != (1, 3)):
             raise InvalidSettingError("start_from needs a 1x3xHxW image tensor in [0, 1], or None for noise.")
         with self._lock:
-            self._pending["photo"] = None if photo is None else photo.detach().cpu()
-            self.generation += 1
-        self._wake.set()
+            side = self._settings.side
+            size = side if photo is None else _fit(photo.shape[-2:], side, minimum=16)
+            self._settings = self._settings.replace(size=size)
+            if photo is None:
+                source = None
+            elif source is None:
+                source = PhotoStart("start_image  # the image you started from (not saved)", "a photo")
+            self._queue_change("photo", (None if photo is None else photo.detach().cpu(), source, self._settings))
+
+    def load(self, settings: RenderSettings, target: Target, photo: torch.Tensor | None = None) -> None:
+        """Take ``settings`` and ``target`` together (all or nothing) and restart, from ``photo``
+        when given, else from the seed."""
+        with self._lock:
+            self._check(target, settings.batch)
+            if photo is not None:
+                settings = settings.replace(size=_fit(photo.shape[-2:], settings.side, minimum=16))
+            self._settings, self._target = settings, target
+            self._queue_change("load", (settings, target, None if photo is None else photo.detach().cpu()))
 
     def pause(self) -> None:
         self._paused = True
         self._wake.set()
 
     def resume(self) -> None:
+        """Run again: after a pause, and after settling (it then makes more steps)."""
         self._paused = False
-        self._wake.set()
+        self._queue_change("unsettle", None)
         if not self.is_running:
             self.start()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """No steps while a job uses the machine (state 'busy'); the loop resumes after."""
+        with self._lock:
+            self._holds += 1
+        self._wake.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holds -= 1
+            self._wake.set()
 
     @property
     def paused(self) -> bool:
@@ -201,6 +267,39 @@ class LiveRunner:
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    # --- reading (any thread) -------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def image(self) -> np.ndarray | None:
+        """The current images as (N, H, W, 3) uint8, or None before the first step."""
+        return self._snapshot.images
+
+    def code(self) -> str:
+        """The Python that reproduces the current image exactly (same thread count)."""
+        with self._lock:
+            snap = self._snapshot
+            if snap.images is None:
+                raise FeatvizError("No image yet: the optimization has not made a step.")
+            rec = Recording(self.recording.settings, self.recording.target, self.recording.photo)
+            rec.events = [e for e in self.recording.events if e[0] <= snap.step]
+        threads = cpu_threads() if self.model.device.type == "cpu" else None
+        return rec.code(self.model.name, snap.step, self.channels_for, threads)
+
+    def timelapse_gif(self, fps: float = 12.0) -> bytes:
+        with self._lock:
+            return self.timelapse.to_gif(fps)
+
+    def wait_for_steps(self, steps: int, timeout: float = 30.0) -> bool:
+        """Block until the snapshot shows ``steps`` steps (for scripts and tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._snapshot.step >= steps:
+                return True
+            time.sleep(0.02)
+        return False
+
+    # --- thread control -----------------------------------------------------------------------
     def start(self) -> None:
         if self.is_running:
             return
@@ -215,7 +314,7 @@ class LiveRunner:
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        self.status["state"] = "stopped"
+        self._snapshot = replace(self._snapshot, state="stopped")
 
     def close(self) -> None:
         """Stop and free the model, the image and (on CUDA) cached GPU memory."""
@@ -228,108 +327,174 @@ class LiveRunner:
         _RUNNERS.discard(self)
 
     # --- the worker ---------------------------------------------------------------------------
-    def image(self) -> np.ndarray | None:
-        """The current images as (N, H, W, 3) uint8, or None before the first step."""
-        r = self.renderer
-        return None if r is None else to_uint8(r.image())
-
-    def _apply_pending(self) -> None:
+    def _apply_queue(self) -> bool:
+        """Apply the queued changes in order (recording each); True when any was applied."""
         with self._lock:
-            pending, self._pending = self._pending, {}
-        if self.renderer is None:
-            self.renderer = Renderer(self.model, self.target.objective(self.channels_for(self.target)), self.settings)
-        r = self.renderer
-        if not pending:
-            return
-        try:
-            if "settings" in pending:
-                r.update(keep_image=True, **pending["settings"])
-                self.settings = r.settings
-            if "target" in pending:
-                target, keep = pending["target"]
-                r.set_objective(target.objective(self.channels_for(target)), keep_image=keep)
-                self.target = target
-                self.history.clear()
-            if "photo" in pending:
-                photo = pending["photo"]
-                side = r.settings.side
-                r.set_init_image(photo)
-                size = side if photo is None else _fit(photo.shape[-2:], side, minimum=16)
-                r.update(keep_image=False, size=size)
-                r.reset()
-                self.settings = r.settings
-                self.history.clear()
-                self.timelapse.clear()
-            if "reset" in pending:
-                r.reset(seed=pending["reset"])
-                self.settings = r.settings
-                self.history.clear()
-                self.timelapse.clear()
-            self.changed_since_reset = "reset" not in pending or len(pending) > 1
-            self.status["error"] = ""
-        except FeatvizError as exc:  # validated on set(), but the model may disagree: keep going
-            self.status["error"] = str(exc)
+            queue, self._queue = self._queue, []
+            if self.renderer is None:
+                self.renderer = Renderer(self.model, self._objective(self.recording.target), self.recording.settings)
+            if not queue:
+                return False
+            r = self.renderer
+            self._generation += 1
+            self.settle.reset()  # any change wakes a settled loop
+            try:
+                for kind, value in queue:
+                    self._apply(r, kind, value)
+                self._error = ""
+            except FeatvizError as exc:  # validated on the way in, but the model may disagree
+                self._error = str(exc)
+                self._settings, self._target = r.settings, self.recording_target()
+            self._publish_snapshot(self._state())
+        return True
 
-    def channels_for(self, target: Target) -> int:
-        """The layer's channel count, which only a random direction needs to be built."""
-        return layer_info(self.model, target.layer).channels if target.mode == "direction" else 0
+    def recording_target(self) -> Target:
+        events = [v for _, k, v in self.recording.events if k == "target"]
+        return events[-1] if events else self.recording.target  # type: ignore[return-value]
+
+    def _objective(self, target: Target) -> Any:
+        return target.objective(self.channels_for(target))
+
+    def _apply(self, r: Renderer, kind: str, value: Any) -> None:
+        rec = self.recording
+        if kind == "settings":
+            restart = value.seed != r.settings.seed
+            r.apply(value, keep_image=True)
+            if restart:  # a new seed starts afresh
+                r.reset()
+                self._restarted(r)
+            else:
+                rec.settings_changed(r.step_count, r.settings)
+        elif kind == "target":
+            target, keep = value
+            r.set_objective(self._objective(target), keep_image=keep)
+            self.settle.reset()
+            self._history.clear()
+            if keep:
+                rec.target_changed(r.step_count, target)
+            else:
+                self._restarted(r, target)
+        elif kind == "reset":
+            r.apply(value, keep_image=False)
+            r.reset()
+            self._restarted(r)
+        elif kind == "photo":
+            photo, source, settings = value
+            r.set_init_image(photo)
+            r.apply(settings, keep_image=False)
+            r.reset()
+            self._photo = source
+            self._restarted(r)
+        elif kind == "load":
+            settings, target, photo = value
+            r.set_init_image(photo)
+            r.set_objective(self._objective(target), keep_image=True)  # the reset below restarts it
+            r.apply(settings, keep_image=False)
+            r.reset()
+            self._photo = None if photo is None else PhotoStart("start_image  # the saved image you loaded", "a PNG")
+            self._restarted(r, target)
+        elif kind == "unsettle":
+            self.settle.reset()
+
+    def _restarted(self, r: Renderer, target: Target | None = None) -> None:
+        self.recording.restart(r.settings, target or self.recording_target(), self._photo)
+        self.settle.reset()
+        self._history.clear()
+        self.timelapse.clear()
+
+    def _state(self) -> str:
+        if self._paused:
+            return "paused"
+        if self._holds:
+            return "busy"
+        if self.settle.settled:
+            return "settled"
+        return "error" if self._error else "running"
 
     def _run(self) -> None:
         if self.model.device.type == "cpu":
             torch.set_num_threads(cpu_threads())
-        rate_window: deque[float] = deque(maxlen=20)
-        last_push = 0.0
+        rate: deque[float] = deque(maxlen=20)
+        self._last_push = 0.0
+        self._rate = rate
         while not self._stop.is_set():
             try:
-                self._apply_pending()
-                if self._paused:
-                    announce = self.status["state"] != "paused"
-                    self.status.update(state="paused")
-                    if not self._publish_png() and announce:
-                        self._safe_status()
-                    self._wake.wait(0.1)
-                    self._wake.clear()
-                    continue
-                if self.sink.abandoned():  # its views are gone (cell re-run or cleared)
+                self._apply_queue()
+                if not self._paused and self.sink.abandoned():  # its views are gone (cell re-run or cleared)
                     self._paused = True
-                    self.status["warning"] = "Paused: no view of this widget is left on screen."
+                    self._warning = "Paused: no view of this widget is left on screen."
+                state = self._state()
+                if state in ("paused", "busy", "settled"):
+                    self._idle(state)
                     continue
-                assert self.renderer is not None
-                t0 = time.perf_counter()
-                info = self.renderer.step()
-                rate_window.append(time.perf_counter() - t0)
-                self.history.append(info.objective)
-                if info.step % self.timelapse_every == 0:
-                    self.timelapse.append(_thumbnail(self.renderer))
-                self.status.update(
-                    step=info.step,
-                    objective=info.objective,
-                    state="running",
-                    steps_per_s=len(rate_window) / max(sum(rate_window), 1e-9),
-                )
-                if info.warning:
-                    self.status["warning"] = info.warning
-                now = time.perf_counter()
-                if now - last_push >= 1.0 / self.fps:
-                    last_push = now
-                    if self.sink.ready():
-                        # Converged ("quiet"): an occasional lossless frame instead of JPEG.
-                        quiet = now - self._last_png_time > 2.0 and is_quiet(self.history)
-                        if quiet:
-                            self._last_png_time = now
-                        self._publish("png" if quiet else "jpeg")
-                    else:  # no frame now (back-pressure, hidden), but keep the status line live
-                        self._safe_status()
+                self._step(rate)
             except torch.OutOfMemoryError:
                 self._out_of_memory()
             except Exception as exc:  # the loop must survive anything a step can throw
                 self.last_error = traceback.format_exc()
-                self.status.update(error=f"{type(exc).__name__}: {exc}", state="error")
-                self._safe_status()
+                self._error = f"{type(exc).__name__}: {exc}"
+                self._publish_snapshot("error", frame="status")
                 if self._stop.wait(0.5):
                     break
-        self.status["state"] = "stopped"
-        self._safe_status()
+        self._snapshot = replace(self._snapshot, state="stopped")
+        self._send(None)
+
+    def _idle(self, state: str) -> None:
+        """Not stepping: publish the state (and one lossless frame), then sleep until woken."""
+        if self._png_sent_for != (self._snapshot.step, state, self._generation):
+            self._publish_snapshot(state, frame="png")
+        self._wake.wait(1.0)
+        self._wake.clear()
+
+    def _step(self, rate: deque[float]) -> None:
+        r = self.renderer
+        assert r is not None
+        t0 = time.perf_counter()
+        info = r.step()
+        rate.append(time.perf_counter() - t0)
+        self._history.append(info.objective)
+        if info.warning:
+            self._warning = info.warning
+        settled = self.settle.update(info.objective)
+        if self.timelapse.due(info.step):
+            self.timelapse.add(info.step, _thumbnail(r))
+        now = self.clock()
+        if settled or now - self._last_push >= 1.0 / self.fps:
+            self._last_push = now
+            self._publish_snapshot("settled" if settled else "running", frame="png" if settled else "jpeg")
+
+    def _publish_snapshot(self, state: str, frame: str = "status") -> None:
+        """Refresh the snapshot from the renderer; send it (with a frame when the sink can take one)."""
+        r = self.renderer
+        rate = getattr(self, "_rate", ())
+        images = to_uint8(r.image()) if r is not None else None
+        self._snapshot = Snapshot(
+            images=images,
+            step=r.step_count if r is not None else 0,
+            settings=r.settings if r is not None else self._settings,
+            target=self.recording_target(),
+            state=state,
+            objective=self._history[-1] if self._history else None,
+            steps_per_s=len(rate) / max(sum(rate), 1e-9) if rate else 0.0,
+            device=str(self.model.device),
+            error=self._error,
+            warning=self._warning,
+            history=tuple(self._history),
+            paused=self._paused,
+        )
+        if frame == "status" or images is None or not self.sink.ready():
+            self._send(None)
+            return
+        if frame == "png":
+            self._png_sent_for = (self._snapshot.step, state, self._generation)
+        grid = tile(images)
+        self._send(Frame(encode(grid, frame), f"image/{frame}", grid.shape[1], grid.shape[0], self._snapshot.step))
+
+    def _send(self, frame: Frame | None) -> None:
+        try:
+            self.sink.publish(frame, self._snapshot)
+        except Exception:  # a closed view must not kill the worker
+            self.last_error = traceback.format_exc()
 
     def _out_of_memory(self) -> None:
         """Out of device memory: halve the image (keeping the picture), down to 32 px, and say so."""
@@ -338,39 +503,16 @@ class LiveRunner:
         if side is None:
             if r is None and self.model.device.type == "cuda":
                 torch.cuda.empty_cache()  # (halve_size has freed it otherwise)
-            self.status.update(error="Out of memory even at 32 px: close other widgets or use the CPU.", state="error")
+            self._error = "Out of memory even at 32 px: close other widgets or use the CPU."
             self._paused = True
-            self._safe_status()
+            self._publish_snapshot("paused")
             return
         assert r is not None
-        self.settings = r.settings
-        self.status["warning"] = f"Out of {self.model.device.type} memory at {side} px: continuing at {side // 2} px."
-        self._safe_status()
-
-    def _publish(self, fmt: str) -> None:
-        assert self.renderer is not None
-        images = to_uint8(self.renderer.image())
-        grid = tile(images)
-        data = encode(grid, fmt)
-        frame = Frame(data, f"image/{fmt}", grid.shape[1], grid.shape[0], self.renderer.step_count)
-        self._frames_sent += 1
-        self._last_frame_step = frame.step
-        self.sink.publish(frame, dict(self.status))
-
-    def _publish_png(self) -> bool:
-        """Once per pause: the lossless picture of where the optimization stopped."""
-        r = self.renderer
-        if r is None or self._png_sent_for == (r.step_count, self.generation) or not self.sink.ready():
-            return False
-        self._png_sent_for = (r.step_count, self.generation)
-        self._publish("png")
-        return True
-
-    def _safe_status(self) -> None:
-        try:
-            self.sink.publish(None, dict(self.status))
-        except Exception:  # a closed view must not kill the worker
-            self.last_error = traceback.format_exc()
+        with self._lock:
+            self._settings = r.settings
+            self.recording.settings_changed(r.step_count, r.settings)
+            self._warning = f"Out of {self.model.device.type} memory at {side} px: continuing at {side // 2} px."
+            self._publish_snapshot(self._state())
 
 
 def _thumbnail(renderer: Renderer, side: int = 160) -> np.ndarray:

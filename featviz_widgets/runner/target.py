@@ -6,7 +6,10 @@ lets the worker compare targets, and the view build one from its controls withou
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
+from typing import Any
 
 from ..engine import Channel, ClassLogit, DeepDream, Direction, Diversity, Neuron, Objective, parse_objective
 from ..engine.models import LOGITS
@@ -67,6 +70,55 @@ class Target:
             obj = obj + self.diversity * Diversity(self.layer)  # a spatial layer, also in class mode
         return obj
 
+    @classmethod
+    def from_dict(cls, data: Any) -> Target:
+        """A Target from saved JSON, every field type-checked (InvalidSettingError naming the
+        field otherwise); missing fields take their defaults."""
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise InvalidSettingError(f"The saved target must be an object, got {type(data).__name__}.")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise InvalidSettingError(f"Unknown target field(s) {unknown}; valid: {sorted(known)}.")
+        kinds: dict[str, tuple[type, ...]] = {
+            "mode": (str,),
+            "layer": (str,),
+            "expression": (str,),
+            "unit": (int,),
+            "direction_seed": (int,),
+            "unit_b": (int,),
+            "x": (int, type(None)),
+            "y": (int, type(None)),
+            "negative": (bool,),
+            "alpha": (int, float),
+            "diversity": (int, float),
+        }
+        values = dict(data)
+        for name, value in data.items():
+            if name == "vector":
+                if value is not None:
+                    if not isinstance(value, list) or not value or not all(_is_number(v) for v in value):
+                        raise InvalidSettingError("target vector must be a non-empty list of finite numbers, or null.")
+                    values[name] = tuple(float(v) for v in value)
+                continue
+            allowed = kinds[name]
+            bad = not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+            if bad or (float in allowed and not _is_number(value)):
+                names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds[name])
+                raise InvalidSettingError(f"target {name} must be {names}, got {value!r}.")
+        if values.get("mode", "channel") not in MODES:
+            raise InvalidSettingError(f"target mode {values['mode']!r} is unknown; valid: {', '.join(MODES)}.")
+        for name in ("unit", "unit_b", "direction_seed"):
+            if name in values and values[name] < 0:
+                raise InvalidSettingError(f"target {name} must be >= 0, got {values[name]!r}.")
+        return cls(**values)
+
     @property
     def layer_used(self) -> str:
         return LOGITS if self.mode == "class" else self.layer
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

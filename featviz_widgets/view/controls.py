@@ -1,4 +1,9 @@
-"""The control panel: built-in ipywidgets only (accessible, themed, work in every front end)."""
+"""The control panel: built-in ipywidgets only (accessible, themed, work in every front end).
+
+Every control is placed in ``Controls.panel()``; ``show_for(mode, batch)`` shows exactly the
+ones the mode uses. Slider scales are chosen so the whole range gives a visible picture
+(docs/decisions.md, "slider ranges").
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,16 @@ from dataclasses import dataclass
 
 import ipywidgets as W
 
+from ..engine import LayerInfo
 from ..runner.target import MODES
 
-# Slider strength 1.0 maps to these engine weights: where each penalty clearly dominates a
-# typical channel objective (measured on Lite0 blocks.8 at 128 px; see README).
+# Slider strength 1.0 maps to these engine weights (RenderSettings.l1/tv/blur); measured on Lite0
+# at the widget's defaults so that the top of each slider is strong but still leaves a picture.
 PENALTY_SCALE = {"l1": 500.0, "tv": 1000.0, "blur": 30000.0}
 DIVERSITY_SCALE = 50.0  # diversity slider 1.0 = this weight of the Diversity term
 SIZES = (64, 96, 128, 160, 192, 224, 256, 320, 384, 512)
+# Learning rates as exact values (a log slider's steps are 10^(k/100): 0.05 became 0.0501...).
+LEARNING_RATES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 MODE_LABELS = {
     "channel": "Channel",
     "neuron": "Neuron (centre)",
@@ -22,6 +30,16 @@ MODE_LABELS = {
     "mix": "Mix two channels (alpha)",
 }
 assert set(MODE_LABELS) <= set(MODES)
+# Which target controls each mode uses (the settings controls are always there).
+MODE_CONTROLS = {
+    "channel": ("layer", "unit"),
+    "neuron": ("layer", "unit"),
+    "deepdream": ("layer",),
+    "class": ("klass",),
+    "direction": ("layer", "direction_row"),
+    "mix": ("layer", "unit", "unit_b", "alpha"),
+}
+STYLE = {"description_width": "110px"}
 
 
 def wide_layout() -> W.Layout:
@@ -29,7 +47,21 @@ def wide_layout() -> W.Layout:
     return W.Layout(width="340px")
 
 
-STYLE = {"description_width": "110px"}
+def layer_options(layers: list[LayerInfo]) -> list[tuple[str, str]]:
+    """Dropdown entries ``group › name  (C ch, HxW)``, grouped in the order the layers run."""
+    options = []
+    for info in layers:
+        group = getattr(info, "group", None)
+        prefix = f"{group} › " if group and group != info.name else ""
+        grid = "x".join(map(str, info.shape[1:])) if info.is_spatial else ""
+        detail = f"{info.channels} ch" + (f", {grid}" if grid else "")
+        options.append((f"{prefix}{info.name}  ({detail})", info.name))
+    return options
+
+
+def class_options(names: list[str] | None, count: int) -> list[str]:
+    """Class picker entries, ``'285 Egyptian cat'`` (the number first, so it stays unique)."""
+    return [f"{i} {names[i]}" if names and i < len(names) else str(i) for i in range(count)]
 
 
 @dataclass
@@ -37,14 +69,15 @@ class Controls:
     mode: W.Dropdown
     layer: W.Dropdown
     unit: W.IntSlider
-    unit_name: W.HTML
+    klass: W.Combobox
     unit_b: W.IntSlider
     alpha: W.FloatSlider
-    batch: W.IntSlider
-    diversity: W.FloatSlider
     direction_seed: W.BoundedIntText
     new_direction: W.Button
-    lr: W.FloatLogSlider
+    direction_row: W.HBox
+    batch: W.IntSlider
+    diversity: W.FloatSlider
+    lr: W.SelectionSlider
     l1: W.FloatSlider
     tv: W.FloatSlider
     blur: W.FloatSlider
@@ -53,20 +86,23 @@ class Controls:
     size: W.Dropdown
     seed: W.BoundedIntText
     keep_image: W.Checkbox
-    run: W.ToggleButton
+    run: W.Button
     reset: W.Button
     save: W.Button
 
     def panel(self) -> W.VBox:
-        buttons = W.HBox([self.run, self.reset, self.save])
-        direction = W.HBox([self.direction_seed, self.new_direction])
+        """Every control, in reading order (the mode-specific ones hidden by ``show_for``)."""
         return W.VBox(
             [
                 self.mode,
                 self.layer,
                 self.unit,
-                self.unit_name,
-                direction,
+                self.klass,
+                self.unit_b,
+                self.alpha,
+                self.direction_row,
+                self.batch,
+                self.diversity,
                 self.lr,
                 self.l1,
                 self.tv,
@@ -76,16 +112,26 @@ class Controls:
                 self.size,
                 self.seed,
                 self.keep_image,
-                buttons,
+                W.HBox([self.run, self.reset, self.save]),
             ],
             layout=W.Layout(min_width="360px"),
         )
+
+    def show_for(self, mode: str, batch: int) -> None:
+        """Show the target controls ``mode`` uses, and diversity once the batch has 2+ images."""
+        used = MODE_CONTROLS[mode]
+        for name in ("layer", "unit", "klass", "unit_b", "alpha", "direction_row"):
+            getattr(self, name).layout.display = "" if name in used else "none"
+        self.unit.description = "channel A" if mode == "mix" else "channel"
+        self.diversity.layout.display = "" if batch > 1 else "none"
 
     def all(self) -> list[W.Widget]:
         return [getattr(self, f) for f in self.__dataclass_fields__]
 
 
-def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, lr: float, seed: int) -> Controls:
+def build_controls(
+    layers: list[LayerInfo], layer: str, classes: list[str], size: int, lr: float, seed: int
+) -> Controls:
     def slider(description: str, tooltip: str) -> W.FloatSlider:
         return W.FloatSlider(
             0.0,
@@ -99,6 +145,13 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             style=STYLE,
         )
 
+    direction_seed = W.BoundedIntText(
+        0, min=0, max=2**31 - 1, description="direction seed", layout=W.Layout(width="230px"), style=STYLE
+    )
+    new_direction = W.Button(
+        description="New direction", tooltip="Draw a new random direction", layout=W.Layout(width="106px")
+    )
+    rates = sorted({*LEARNING_RATES, lr})
     return Controls(
         mode=W.Dropdown(
             options=[(label, key) for key, label in MODE_LABELS.items()],
@@ -107,13 +160,27 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             layout=wide_layout(),
             style=STYLE,
         ),
-        layer=W.Dropdown(options=layer_options, value=layer, description="layer", layout=wide_layout(), style=STYLE),
+        layer=W.Dropdown(
+            options=layer_options(layers), value=layer, description="layer", layout=wide_layout(), style=STYLE
+        ),
         unit=W.IntSlider(0, min=0, max=1, description="channel", layout=wide_layout(), style=STYLE),
-        unit_name=W.HTML("", layout=W.Layout(margin="0 0 0 118px")),
+        klass=W.Combobox(
+            value=classes[0] if classes else "",
+            options=classes,
+            ensure_option=True,
+            placeholder="type a class name or number",
+            description="class",
+            tooltip="Type to search the class names",
+            layout=wide_layout(),
+            style=STYLE,
+        ),
         unit_b=W.IntSlider(1, min=0, max=1, description="channel B", layout=wide_layout(), style=STYLE),
         alpha=W.FloatSlider(
             0.5, min=0.0, max=1.0, step=0.05, description="alpha (A vs B)", layout=wide_layout(), style=STYLE
         ),
+        direction_seed=direction_seed,
+        new_direction=new_direction,
+        direction_row=W.HBox([direction_seed, new_direction]),
         batch=W.IntSlider(
             1,
             min=1,
@@ -124,26 +191,12 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             layout=wide_layout(),
             style=STYLE,
         ),
-        diversity=slider("diversity", "Push the images of the batch apart (needs 2+ images)"),
-        direction_seed=W.BoundedIntText(
-            0,
-            min=0,
-            max=2**31 - 1,
-            description="direction seed",
-            layout=W.Layout(width="230px"),
-            style=STYLE,
-        ),
-        new_direction=W.Button(
-            description="New direction", tooltip="Draw a new random direction", layout=W.Layout(width="106px")
-        ),
-        lr=W.FloatLogSlider(
-            lr,
-            base=10,
-            min=-3,
-            max=0,
-            step=0.01,  # fine enough that 0.05 and 0.15 are not snapped to other values
+        diversity=slider("diversity", "Push the images of the batch apart"),
+        lr=W.SelectionSlider(
+            options=rates,
+            value=lr,
             description="learning rate",
-            readout_format=".3f",
+            continuous_update=False,
             layout=wide_layout(),
             style=STYLE,
         ),
@@ -179,13 +232,15 @@ def build_controls(layer_options: list[tuple[str, str]], layer: str, size: int, 
             style=STYLE,
         ),
         seed=W.BoundedIntText(seed, min=0, max=2**31 - 1, description="seed", layout=wide_layout(), style=STYLE),
-        keep_image=W.Checkbox(True, description="keep image when the target changes (warm start)", indent=False),
-        run=W.ToggleButton(
+        keep_image=W.Checkbox(
             True,
-            description="Pause",
-            icon="pause",
-            tooltip="Run or pause the optimization",
-            layout=W.Layout(width="100px"),
+            description="warm start",
+            tooltip="Keep the image when the target changes (else restart from noise)",
+            indent=False,
+            layout=W.Layout(width="340px"),
+        ),
+        run=W.Button(
+            description="Pause", icon="pause", tooltip="Run or pause the optimization", layout=W.Layout(width="100px")
         ),
         reset=W.Button(
             description="Reset", icon="refresh", tooltip="Restart from noise", layout=W.Layout(width="100px")

@@ -1,20 +1,21 @@
-"""Dreamer: the live feature-visualization widget (controls + LiveImage + plot + status).
+"""Dreamer: the live feature-visualization widget — layout and wiring.
 
-Observers here run on the kernel's main thread and only translate control values into
-``LiveRunner.set*`` calls, which record the change for the worker thread. The worker publishes
-frames and status through ``_Sink`` (from its own thread); nothing else writes those widgets.
+The runner owns the truth (settings, target, image); this module only lays the widgets out,
+turns control changes into ``LiveRunner`` calls (validated there, once) and shows the snapshots
+the worker publishes. Controls are set from the runner's truth only through ``_sync`` (after a
+load or a gallery tile), which silences their observers meanwhile. Panels live in their own
+modules and see the widget through ``host.Host``.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import io
 import threading
-import time
-import traceback
 import warnings
 import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +23,21 @@ import ipywidgets as W
 import numpy as np
 from PIL import Image
 
-from ..engine import RenderSettings, load_model, main_layers
+from ..engine import FeatvizModel, RenderSettings, load_model, main_layers
 from ..engine.layers import layers_by_name
-from ..engine.models import LOGITS, FeatvizModel
-from ..errors import FeatvizError, InvalidSettingError
-from ..export import read_settings, save_png
-from ..runner.encode import encode, gif, tile
-from ..runner.live import Frame, LiveRunner, cpu_threads
-from ..runner.target import Target
-from .controls import DIVERSITY_SCALE, PENALTY_SCALE, build_controls
+from ..engine.models import LOGITS
+from ..engine.photos import pil_to_tensor
+from ..errors import FeatvizError, InvalidSettingError, unknown_layer
+from ..export import save_png
+from ..runner import Frame, Job, LiveRunner, PhotoStart, Snapshot, Target, read_saved
+from ..runner.encode import encode, tile
+from .controls import DIVERSITY_SCALE, PENALTY_SCALE, build_controls, class_options
+from .explore_panel import ExplorePanel
+from .export_panel import ExportPanel
 from .live_image import LiveImage
-from .panels import ExplorePanel, ExportPanel, Job, PhotoPanel
+from .parts import error_html
+from .photo_panel import PhotoPanel
+from .status import file_stem, sparkline, status_html
 
 _DREAMERS: weakref.WeakSet[Dreamer] = weakref.WeakSet()
 _BY_CELL: dict[str, weakref.ReferenceType[Dreamer]] = {}
@@ -43,7 +48,7 @@ def stop_all() -> int:
     alive = list(_DREAMERS)
     for d in alive:
         d.close()
-    from ..runner.live import stop_all as stop_runners
+    from ..runner import stop_all as stop_runners
 
     return len(alive) + stop_runners()
 
@@ -78,27 +83,8 @@ def _current_cell_id() -> str | None:
     return str(cell) if cell else None
 
 
-def sparkline(values: list[float], width: int = 360, height: int = 56) -> str:
-    """An inline SVG line plot of the objective (no JavaScript, works in every front end)."""
-    if len(values) < 2:
-        return f'<svg width="{width}" height="{height}" class="featviz-plot"></svg>'
-    lo, hi = min(values), max(values)
-    span = hi - lo or 1.0
-    n = len(values) - 1
-    pts = " ".join(
-        f"{2 + i * (width - 4) / n:.1f},{height - 12 - (v - lo) / span * (height - 16):.1f}"
-        for i, v in enumerate(values)
-    )
-    return (
-        f'<svg width="{width}" height="{height}" class="featviz-plot" role="img" aria-label="objective over steps">'
-        f'<polyline fill="none" stroke="var(--jp-brand-color1, #1976d2)" stroke-width="1.5" points="{pts}"/>'
-        f'<text x="2" y="{height - 1}" font-size="10" fill="var(--jp-ui-font-color2, #666)">'
-        f"objective {values[-1]:.3g} (min {lo:.3g}, max {hi:.3g})</text></svg>"
-    )
-
-
 class _Sink:
-    """Connects the worker to the widgets: frames to the image, status to the labels."""
+    """Connects the worker to the widgets: frames to the image, snapshots to the labels."""
 
     def __init__(self, dreamer: Dreamer) -> None:
         self._dreamer = weakref.ref(dreamer)  # the worker must not keep a closed widget alive
@@ -109,10 +95,10 @@ class _Sink:
             return False
         return d.image_widget.ready() if isinstance(d.image_widget, LiveImage) else True
 
-    def publish(self, frame: Frame | None, status: dict[str, Any]) -> None:
+    def publish(self, frame: Frame | None, snapshot: Snapshot) -> None:
         d = self._dreamer()
         if d is not None:
-            d._show(frame, status)
+            d._show(frame, snapshot)
 
     def abandoned(self) -> bool:
         d = self._dreamer()
@@ -153,18 +139,16 @@ class Dreamer(W.HBox):
         if not layers:
             raise FeatvizError("The model has no layer with a (C, H, W) output to visualize.")
         self._infos = layers_by_name(self.model)
-        default_layer = "blocks.8" if "blocks.8" in self._infos else layers[len(layers) // 2].name
-        layer = layer or default_layer
+        layer = layer or ("blocks.8" if "blocks.8" in {i.name for i in layers} else layers[len(layers) // 2].name)
         if layer not in self._infos:
-            from ..errors import unknown_layer
-
             raise unknown_layer(layer, [i.name for i in layers])
-        options = [(f"{i.name}  ({i.channels} ch, {'x'.join(map(str, i.shape[1:]))})", i.name) for i in layers]
-        if layer not in {o[1] for o in options}:
-            options.append((f"{layer}  ({self._infos[layer].channels} ch)", layer))
-        self.controls = c = build_controls(options, layer, size, lr, seed)
-        c.unit.max = self._infos[layer].channels - 1
+        if layer not in {i.name for i in layers}:
+            layers.append(self._infos[layer])
+        classes = class_options(self.model.class_names, self._infos[LOGITS].channels) if LOGITS in self._infos else []
+        self.controls = c = build_controls(layers, layer, classes, size, lr, seed)
+        c.unit.max = max(self._infos[layer].channels - 1, 0)
         c.unit.value = min(channel, c.unit.max)
+        c.unit_b.max = c.unit.max
         self.image_widget: LiveImage | W.Image = (
             LiveImage(display_size=display_size, pixelated=size < display_size // 2)
             if backend == "anywidget"
@@ -173,20 +157,20 @@ class Dreamer(W.HBox):
         self.plot = W.HTML(sparkline([]))
         self.status = W.HTML("starting...")
         self.download_link = W.HTML("")
-        self.last_error: str | None = None
-        self._last_frame: Frame | None = None
+        self._control_error = ""
         self._frame_count = 0
         self._closed = False
+        self._syncing = False
+        self._stepping_shown: bool | None = None
         self._status_lock = threading.Lock()
-        settings = RenderSettings(size=size, lr=lr, seed=seed)
-        self.runner = LiveRunner(self.model, self._target(), settings, _Sink(self), fps=fps)
-        self.progress = W.IntProgress(
-            0, min=0, max=1, description="", layout=W.Layout(width="360px", visibility="hidden")
+        self.runner = LiveRunner(
+            self.model, self._target(), RenderSettings(size=size, lr=lr, seed=seed), _Sink(self), fps=fps
         )
-        self.job = Job(self, self.progress)
-        self.explore = ExplorePanel(self, self.job)
-        self.photo = PhotoPanel(self, self.job)
-        self.export = ExportPanel(self)
+        self._job_outputs: tuple[W.HTML, W.IntProgress] | None = None
+        self.job = Job(self.runner, self._job_progress, self._job_error, self._job_finished)
+        self.explore = ExplorePanel(self)
+        self.photo = PhotoPanel(self)
+        self.export = ExportPanel(self, self.save)
         # A row of toggle buttons switching panels, rather than ipywidgets.Tab: Tab's stacked
         # panel squeezes tall content to a fixed height in JupyterLab 4.
         self.pages = {
@@ -198,21 +182,22 @@ class Dreamer(W.HBox):
         self.page_picker = W.ToggleButtons(options=list(self.pages), value="Controls", style={"button_width": "84px"})
         self.page_picker.observe(lambda ch: self._show_page(ch["new"]), names="value")
         self._show_page("Controls")
-        for page in self.pages.values():
-            page.layout.flex = "0 0 auto"  # never squeeze a panel's rows
-        self.tabs = W.VBox([self.page_picker, *self.pages.values()], layout=W.Layout(flex="0 0 auto"))
+        self.tabs = W.VBox(
+            [self.page_picker, *self.pages.values()],
+            layout=W.Layout(flex="1 1 420px", min_width="360px", max_width="760px"),
+        )
         super().__init__(
             [
                 W.VBox(
-                    [self.image_widget, self.plot, self.status, self.progress, self.download_link],
-                    layout=W.Layout(width=f"{display_size + 16}px", align_items="flex-start"),
+                    [self.image_widget, self.plot, self.status, self.download_link],
+                    layout=W.Layout(width=f"{display_size + 16}px", flex="0 0 auto", align_items="flex-start"),
                 ),
                 self.tabs,
             ],
-            layout=W.Layout(align_items="flex-start", flex_flow="row wrap"),
+            layout=W.Layout(align_items="flex-start", flex_flow="row wrap", width="100%"),
         )
         self._wire()
-        self._refresh_unit()
+        self._refresh_mode()
         _DREAMERS.add(self)
         cell = _current_cell_id()
         if replace_same_cell and cell is not None:
@@ -223,7 +208,8 @@ class Dreamer(W.HBox):
         if autostart:
             self.runner.start()
         else:
-            c.run.value = False
+            self.runner.pause()
+            self._refresh_run_button(False)
 
     def _show_page(self, name: str) -> None:
         for key, page in self.pages.items():
@@ -232,10 +218,12 @@ class Dreamer(W.HBox):
     # --- controls -> runner ---------------------------------------------------------------------
     def _target(self) -> Target:
         c = self.controls
+        mode = c.mode.value
+        unit = (_class_index(c.klass.value) or 0) if mode == "class" else int(c.unit.value)
         return Target(
-            mode=c.mode.value,
+            mode=mode,
             layer=c.layer.value,
-            unit=int(c.unit.value),
+            unit=unit,
             direction_seed=int(c.direction_seed.value),
             unit_b=int(c.unit_b.value),
             alpha=float(c.alpha.value),
@@ -244,92 +232,164 @@ class Dreamer(W.HBox):
 
     def _wire(self) -> None:
         c = self.controls
-        for w in (c.mode, c.layer, c.unit, c.direction_seed, c.unit_b, c.alpha, c.diversity):
+        for w in (c.mode, c.layer, c.unit, c.klass, c.direction_seed, c.unit_b, c.alpha, c.diversity):
             w.observe(self._on_target, names="value")
-        c.batch.observe(lambda ch: self._set(batch=int(ch["new"])), names="value")
-        c.lr.observe(lambda ch: self._set(lr=float(ch["new"])), names="value")
+        self._observe(c.batch, self._on_batch)
+        self._observe(c.lr, lambda v: self.runner.set(lr=float(v)))
         for name in ("l1", "tv", "blur"):
-            getattr(c, name).observe(
-                lambda ch, name=name: self._set(**{name: float(ch["new"]) * PENALTY_SCALE[name]}), names="value"
-            )
-        c.transform.observe(lambda ch: self._set(transform_strength=float(ch["new"])), names="value")
-        c.views.observe(lambda ch: self._set(views=int(ch["new"])), names="value")
-        c.size.observe(self._on_size, names="value")
-        c.seed.observe(lambda ch: self._guard(self.runner.reset, int(ch["new"])), names="value")
+            self._observe(getattr(c, name), self._penalty(name))
+        self._observe(c.transform, lambda v: self.runner.set(transform_strength=float(v)))
+        self._observe(c.views, lambda v: self.runner.set(views=int(v)))
+        self._observe(c.size, self._on_size)
+        self._observe(c.seed, lambda v: self.runner.reset(int(v)))
         c.keep_image.observe(lambda ch: setattr(self.runner, "keep_image", bool(ch["new"])), names="value")
-        c.run.observe(self._on_run, names="value")
+        c.run.on_click(lambda _b: self._on_run())
         c.reset.on_click(lambda _b: self._guard(self.runner.reset))
         c.save.on_click(lambda _b: self._guard(self.download))
         c.new_direction.on_click(lambda _b: setattr(c.direction_seed, "value", int(c.direction_seed.value) + 1))
 
-    def _guard(self, fn: Any, *args: Any, **kwargs: Any) -> None:
+    def _penalty(self, name: str) -> Callable[[Any], None]:
+        def apply(strength: Any) -> None:
+            self.runner.set(**{name: float(strength) * PENALTY_SCALE[name]})
+
+        return apply
+
+    def _observe(self, widget: W.Widget, apply: Callable[[Any], None]) -> None:
+        def observer(change: dict[str, Any]) -> None:
+            if not self._syncing:
+                self._guard(apply, change["new"])
+
+        widget.observe(observer, names="value")
+
+    def _guard(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run a control action; a bad value shows in the status line and changes nothing.
         Nothing escapes to the notebook (a traceback there would land in whatever cell ran last)."""
         try:
             fn(*args, **kwargs)
         except FeatvizError as exc:
-            self._show_error(str(exc))
-        except Exception as exc:
-            self.last_error = traceback.format_exc()
-            self._show_error(f"{type(exc).__name__}: {exc} (details in .last_error)")
-
-    def _set(self, **changes: Any) -> None:
-        self._guard(self.runner.set, **changes)
+            self._show_control_error(str(exc))
+            return
+        self._show_control_error("")
 
     def _on_target(self, change: dict[str, Any]) -> None:
-        if change["owner"] in (self.controls.mode, self.controls.layer):
-            self._refresh_unit()
-        else:
-            self._refresh_unit_name()
+        if self._syncing:
+            return
+        c = self.controls
+        if change["owner"] is c.klass and _class_index(change["new"]) is None:
+            return  # still typing: the picker only takes an exact entry
+        if change["owner"] in (c.mode, c.layer):
+            self._refresh_mode()
         self._guard(self.runner.set_target, self._target())
 
-    def _refresh_unit(self) -> None:
-        """The unit slider's meaning and range follow the mode and the layer."""
+    def _refresh_mode(self) -> None:
+        """Ranges and visibility follow the mode and the layer (observers silenced)."""
         c = self.controls
-        mode = c.mode.value
-        with self.hold_trait_notifications():
-            if mode == "class":
-                c.unit.description = "class"
-                c.unit.max = self._infos[LOGITS].channels - 1
-            else:
-                c.unit.description = "channel A" if mode == "mix" else "channel"
-                c.unit.max = max(self._infos[c.layer.value].channels - 1, 0)
-            c.unit_b.max = max(self._infos[c.layer.value].channels - 1, 0)
-            c.unit.disabled = mode in ("deepdream", "direction")
-            c.layer.disabled = mode == "class"
-        c.direction_seed.layout.display = c.new_direction.layout.display = "" if mode == "direction" else "none"
-        c.unit_b.layout.display = c.alpha.layout.display = "" if mode == "mix" else "none"
-        self._refresh_unit_name()
+        with self._quiet():
+            channels = max(self._infos[c.layer.value].channels - 1, 0)
+            c.unit.max = c.unit_b.max = channels
+        c.show_for(c.mode.value, int(c.batch.value))
 
-    def _refresh_unit_name(self) -> None:
-        c = self.controls
-        names = self.model.class_names
-        if c.mode.value == "class" and names and c.unit.value < len(names):
-            c.unit_name.value = f"<b>{names[c.unit.value]}</b>"
-        else:
-            c.unit_name.value = ""
+    def _on_batch(self, batch: int) -> None:
+        self.runner.set(batch=int(batch))
+        self.controls.show_for(self.controls.mode.value, int(batch))
 
-    def _on_size(self, change: dict[str, Any]) -> None:
-        size = int(change["new"])
+    def _on_size(self, size: int) -> None:
         if isinstance(self.image_widget, LiveImage):
-            self.image_widget.pixelated = size < self.image_widget.display_size // 2
-        self._set(size=size)
+            self.image_widget.pixelated = int(size) < self.image_widget.display_size // 2
+        self.runner.set(size=int(size))
 
-    def _on_run(self, change: dict[str, Any]) -> None:
-        c = self.controls
-        if change["new"]:
-            c.run.description, c.run.icon = "Pause", "pause"
+    def _on_run(self) -> None:
+        if self.runner.paused or self.runner.snapshot().state == "settled":
             self.runner.resume()
+            self._refresh_run_button(True)
         else:
-            c.run.description, c.run.icon = "Run", "play"
             self.runner.pause()
+            self._refresh_run_button(False)
+
+    def _refresh_run_button(self, stepping: bool) -> None:
+        if stepping == self._stepping_shown:
+            return
+        self._stepping_shown = stepping
+        c = self.controls
+        c.run.description, c.run.icon = ("Pause", "pause") if stepping else ("Run", "play")
+
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        self._syncing, before = True, self._syncing
+        try:
+            yield
+        finally:
+            self._syncing = before
+
+    def _sync(self, settings: RenderSettings, target: Target) -> None:
+        """Set every control from the runner's truth, without feeding the changes back."""
+        c = self.controls
+        with self._quiet():
+            c.mode.value = target.mode
+            if target.mode != "class":
+                c.layer.value = target.layer
+            c.unit.max = c.unit_b.max = max(self._infos[target.layer].channels - 1, 0)
+            if target.mode == "class":
+                c.klass.value = c.klass.options[target.unit]
+            else:
+                c.unit.value = target.unit
+            c.unit_b.value, c.alpha.value = target.unit_b, target.alpha
+            c.direction_seed.value = target.direction_seed
+            c.diversity.value = min(target.diversity / DIVERSITY_SCALE, 1.0)
+            c.batch.value = settings.batch
+            if settings.lr not in c.lr.options:
+                c.lr.options = sorted({*c.lr.options, settings.lr})
+            c.lr.value = settings.lr
+            for name in ("l1", "tv", "blur"):
+                getattr(c, name).value = min(getattr(settings, name) / PENALTY_SCALE[name], 1.0)
+            c.transform.value = min(settings.transform.strength, c.transform.max)
+            c.views.value = min(settings.views, c.views.max)
+            sizes = {value for _, value in c.size.options}
+            if settings.side not in sizes:
+                c.size.options = [(f"{s} px", s) for s in sorted({*sizes, settings.side})]
+            c.size.value = settings.side
+            c.seed.value = settings.seed
+        c.show_for(target.mode, settings.batch)
+
+    # --- panels' host (see host.py) -------------------------------------------------------------
+    def run_job(
+        self, name: str, work: Callable[[], Any], done: Callable[[Any], None], message: W.HTML, bar: W.IntProgress
+    ) -> bool:
+        if self.job.busy:
+            message.value = error_html(f"Still busy with '{self.job.name}'; wait for it before '{name}'.")
+            return False
+        self._job_outputs = (message, bar)
+        return self.job.start(name, work, done)
+
+    def _job_progress(self, name: str, done: int, total: int) -> None:
+        if self._job_outputs is not None:
+            bar = self._job_outputs[1]
+            bar.description, bar.max, bar.value = name, total, done
+            bar.layout.display = ""
+
+    def _job_error(self, _name: str, message: str) -> None:
+        if self._job_outputs is not None:
+            self._job_outputs[0].value = error_html(message)
+
+    def _job_finished(self, _name: str) -> None:
+        if self._job_outputs is not None:
+            self._job_outputs[1].layout.display = "none"
+
+    def open_live(self, target: Target, image: Image.Image | None = None, source: PhotoStart | None = None) -> None:
+        """Show ``target`` in the controls and optimize it live, from ``image`` when given."""
+        photo = pil_to_tensor(image) if image is not None else None
+        self.runner.load(self.runner.settings, target, photo)
+        self._sync(self.runner.settings, target)
+
+    def copy_to_clipboard(self, text: str) -> None:
+        if isinstance(self.image_widget, LiveImage):
+            self.image_widget.copy(text)
 
     # --- runner -> widgets (worker thread) ------------------------------------------------------
-    def _show(self, frame: Frame | None, status: dict[str, Any]) -> None:
+    def _show(self, frame: Frame | None, snap: Snapshot) -> None:
         if self._closed:
             return
         if frame is not None:
-            self._last_frame = frame
             self._frame_count += 1
             if isinstance(self.image_widget, LiveImage):
                 self.image_widget.show(frame)
@@ -338,34 +398,20 @@ class Dreamer(W.HBox):
                     self.image_widget.format = frame.mime.split("/")[1]
                     self.image_widget.value = frame.data
         with self._status_lock:
-            self.status.value = self._status_html(status)
-            self.plot.value = sparkline(list(self.runner.history)[-200:])
-        if self.controls.mode.value == "class":
-            self._refresh_unit_name()
-        if status.get("state") == "paused" and self.controls.run.value:
-            self.controls.run.value = False  # the loop paused itself: keep the button truthful
-        if status.get("error") and self.runner.last_error:
+            self.status.value = status_html(snap, self.model.class_names, self._control_error)
+            self.plot.value = sparkline(snap.history[-200:])
+        self._refresh_run_button(snap.stepping)
+        if snap.error and self.runner.last_error:
             self.last_error = self.runner.last_error
 
-    def _status_html(self, s: dict[str, Any]) -> str:
-        obj = "-" if s.get("objective") is None else f"{s['objective']:.4g}"
-        text = (
-            f"{_describe(self.runner.target, self.model.class_names)} · step {s.get('step', 0)} · objective {obj} · {s.get('steps_per_s', 0):.1f} steps/s · "
-            f"{s.get('device', '?')} · {s.get('state', '')}"
-        )
-        line = f'<span class="featviz-status">{text}</span>'
-        if s.get("error"):
-            line += f'<br><span class="featviz-error" style="color:#c62828">⚠ {_escape(s["error"])}</span>'
-        elif s.get("warning"):
-            line += f'<br><span class="featviz-warning" style="color:#ef6c00">{_escape(s["warning"])}</span>'
-        return line
-
-    def _show_error(self, message: str) -> None:
-        self.runner.status["error"] = message
+    def _show_control_error(self, message: str) -> None:
+        self._control_error = message
         with self._status_lock:
-            self.status.value = self._status_html(self.runner.status)
+            self.status.value = status_html(self.runner.snapshot(), self.model.class_names, message)
 
     # --- public API -----------------------------------------------------------------------------
+    last_error: str | None = None
+
     @property
     def frames_shown(self) -> int:
         return self._frame_count
@@ -377,74 +423,40 @@ class Dreamer(W.HBox):
 
     def settings(self) -> dict[str, Any]:
         """The settings that reproduce the current picture (model, objective, target, every setting)."""
-        r = self.runner.renderer
-        record = r.record() if r is not None else {"model": self.model.name, **self.runner.settings.as_dict()}
-        record["target"] = dataclasses.asdict(self.runner.target)
-        return record
+        snap = self.runner.snapshot()
+        target = snap.target
+        return {
+            "model": self.model.name,
+            "objective": repr(target.objective(self.runner.channels_for(target))),
+            "steps": snap.step,
+            **snap.settings.as_dict(),
+            "target": dataclasses.asdict(target),
+        }
 
     def code(self) -> str:
-        """The headless ``render(...)`` call that reproduces the current image (same seed)."""
-        r = self.runner.renderer
-        if r is None:
-            raise FeatvizError("No image yet: the optimization has not made a step.")
-        s = r.settings
-        kwargs = ", ".join(
-            f"{f.name}={getattr(s, f.name)!r}" for f in dataclasses.fields(s) if f.name not in ("size", "seed")
-        )
-        # The live loop's CPU thread count: the same arithmetic, so the same image (see render()).
-        threads = f" threads={cpu_threads()}," if self.model.device.type == "cpu" else ""
-        note = (
-            "# Settings changed during the live run: this renders the current settings from the start.\n"
-            if self.runner.changed_since_reset
-            else ""
-        )
-        return (
-            f"{note}from featviz_widgets import *\n"
-            "from featviz_widgets.engine import TransformConfig\n\n"
-            f"result = render(load_model({self.model.name!r}), {r.objective!r}, steps={r.step_count}, "
-            f"size={s.size!r}, seed={s.seed}, progress=False,{threads} {kwargs})\n"
-            "result.image"
-        )
+        """The Python that reproduces the current image exactly (same CPU thread count): a
+        ``render(...)`` call, or a ``Renderer`` replaying every change at the step it was made."""
+        return self.runner.code()
 
     def timelapse_gif(self, path: str | Path | None = None, fps: float = 12.0) -> bytes:
-        """An animated GIF of the optimization so far (a frame every few steps); written to
-        ``path`` only when given."""
-        data = gif(list(self.runner.timelapse), fps)
+        """An animated GIF of the whole run so far, sampled evenly (about 1 MB at most); written
+        to ``path`` only when given."""
+        data = self.runner.timelapse_gif(fps)
         if path is not None:
             Path(path).write_bytes(data)
         return data
 
     def load(self, source: str | Path | bytes) -> None:
-        """Apply the settings stored in a PNG saved by ``save`` (path or file bytes)."""
-        data = read_settings(io.BytesIO(source) if isinstance(source, bytes) else source)
-        target = data.get("target") or {}
-        c = self.controls
-        with self.hold_trait_notifications():
-            if target.get("mode") in dict(c.mode.options).values():
-                c.mode.value = target["mode"]
-            if target.get("layer") in dict(c.layer.options).values():
-                c.layer.value = target["layer"]
-            self._refresh_unit()
-        for name, widget in (("unit", c.unit), ("unit_b", c.unit_b), ("direction_seed", c.direction_seed)):
-            if isinstance(target.get(name), int):
-                widget.value = min(target[name], widget.max)
-        if isinstance(target.get("alpha"), (int, float)):
-            c.alpha.value = float(target["alpha"])
-        c.lr.value = float(data.get("lr", c.lr.value))
-        for name in ("l1", "tv", "blur"):
-            getattr(c, name).value = min(float(data.get(name, 0.0)) / PENALTY_SCALE[name], 1.0)
-        if isinstance(data.get("transform"), dict):
-            c.transform.value = float(data["transform"].get("strength", 1.0))
-        if isinstance(data.get("views"), int):
-            c.views.value = max(1, min(data["views"], c.views.max))
-        size = data.get("size")
-        if isinstance(size, int) and size in dict(c.size.options).values():
-            c.size.value = size
-        if isinstance(data.get("seed"), int):
-            c.seed.value = data["seed"]
+        """Apply the settings and target stored in a PNG saved by ``save`` (path or file bytes)
+        and continue live from its picture. All or nothing: a bad file raises a FeatvizError
+        naming the field and changes nothing."""
+        settings, target, picture = read_saved(source)
+        self.runner.load(settings, target, pil_to_tensor(picture))
+        self._sync(self.runner.settings, target)
 
     def save(self, path: str | Path) -> Path:
-        """Write the current picture as PNG (with its settings in the metadata) to ``path``."""
+        """Write the current picture as PNG (with its settings in the metadata) to ``path``;
+        returns the full path written."""
         image = self.image()
         if image is None:
             raise FeatvizError("No image yet: the optimization has not made a step.")
@@ -455,10 +467,7 @@ class Dreamer(W.HBox):
         image = self.image()
         if image is None:
             raise FeatvizError("No image yet: the optimization has not made a step.")
-        name = (
-            filename
-            or f"featviz_{self.runner.target.mode}_{self.runner.target.layer_used}_{self.runner.target.unit}.png"
-        )
+        name = filename or f"{file_stem(self.runner.target)}.png"
         png = encode(np.asarray(image), "png")
         if isinstance(self.image_widget, LiveImage):
             self.image_widget.download(png, name)
@@ -468,12 +477,7 @@ class Dreamer(W.HBox):
 
     def wait_for_steps(self, steps: int, timeout: float = 30.0) -> bool:
         """Block until the optimization has made ``steps`` steps (for scripts and tests)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.runner.status.get("step", 0) >= steps:
-                return True
-            time.sleep(0.02)
-        return False
+        return self.runner.wait_for_steps(steps, timeout)
 
     def close(self) -> None:
         """Stop the loop, free the model's memory and close every child widget."""
@@ -496,23 +500,13 @@ class Dreamer(W.HBox):
         return encode(np.asarray(image), "png")
 
 
-def _describe(target: Target, class_names: list[str] | None) -> str:
-    """A short human label of the target, e.g. 'blocks.8 channel 5' or 'class 285 (Egyptian cat)'."""
-    if target.mode == "class":
-        name = class_names[target.unit] if class_names and target.unit < len(class_names) else ""
-        return f"class {target.unit}" + (f" ({_escape(name)})" if name else "")
-    if target.mode == "deepdream":
-        return f"{target.layer} DeepDream"
-    if target.mode == "direction":
-        return f"{target.layer} direction #{target.direction_seed}"
-    return f"{target.layer} {target.mode} {target.unit}"
+def _class_index(entry: str) -> int | None:
+    """The class number of a picker entry ``'285 Egyptian cat'``; None for partial text."""
+    head = entry.split(" ", 1)[0]
+    return int(head) if head.isdigit() else None
 
 
 def _close_tree(widget: W.Widget) -> None:
     for child in getattr(widget, "children", ()):
         _close_tree(child)
     widget.close()
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -147,6 +147,10 @@ class LiveImage(anywidget.AnyWidget):
             self.frame = frame.data
             self.seq = self.seq + 1
 
+    def copy(self, text: str) -> None:
+        """Ask the browser to put ``text`` on the clipboard (navigator.clipboard)."""
+        self.send({"type": "copy", "text": text})
+
     def download(self, png: bytes, filename: str) -> None:
         """Ask every view to save ``png`` as a file in the browser's downloads."""
         self.send({"type": "download", "filename": filename}, [png])

@@ -57,6 +57,13 @@ function render({ model, el }) {
   observer.observe(el);
 
   function onMessage(msg, buffers) {
+    if (msg && msg.type === "copy") {
+      navigator.clipboard.writeText(msg.text).then(
+        () => { el.dataset.copied = String(Number(el.dataset.copied || 0) + 1); },
+        (err) => console.warn("featviz: clipboard refused", err),
+      );
+      return;
+    }
     if (msg && msg.type === "download" && buffers && buffers.length) {
       const url = URL.createObjectURL(new Blob([buffers[0]], { type: "image/png" }));
       const a = document.createElement("a");

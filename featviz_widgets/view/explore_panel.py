@@ -1,0 +1,220 @@
+"""The Explore tab: a neuron beside random directions, interpolation between two channels, a
+layer's gallery (a tile opens live from its own picture), and natural exemplars. Each result
+appears right under the button that made it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+
+from ..engine import explore
+from ..runner import Target
+from ..runner.encode import labelled_grid, tile_index
+from .controls import STYLE, wide_layout
+from .host import Host
+from .live_image import LiveImage
+from .parts import error_html, png_widget, progress_bar, section, tiles_box
+
+
+class ExplorePanel:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        button = W.Layout(width="250px")
+        self.compare_button = W.Button(description="Neuron vs random directions", layout=button)
+        self.new_directions = W.Button(description="New random directions", layout=button)
+        self.n_random = W.IntSlider(2, min=1, max=5, description="random dirs", layout=wide_layout(), style=STYLE)
+        self.direction_base = 0
+        self.compare_result = tiles_box([])
+        self.interp_button = W.Button(description="Interpolate channel A → B", layout=button)
+        self.frames = W.IntSlider(5, min=3, max=9, description="frames", layout=wide_layout(), style=STYLE)
+        self.interp_result = tiles_box([])
+        self.gallery_button = W.Button(description="Gallery of this layer", layout=button)
+        self.gallery = LiveImage(display_size=0, pixelated=True)
+        self.gallery.layout.display = "none"
+        self.gallery_sheet: explore.Sheet | None = None
+        self.gallery_layer = ""
+        self.gallery_cell = (0, 0)  # (height with caption, width) of one tile in the grid
+        self.exemplar_button = W.Button(description="Natural exemplars", layout=button)
+        self.folder = W.Text("", placeholder="folder of images (empty: bundled samples)", layout=wide_layout())
+        self.exemplars = W.VBox([])
+        self.message = W.HTML("")
+        self.bar = progress_bar()
+        self.compare_button.on_click(lambda _b: self.compare())
+        self.new_directions.on_click(lambda _b: self.compare(new=True))
+        self.interp_button.on_click(lambda _b: self.interpolate())
+        self.gallery_button.on_click(lambda _b: self.render_gallery())
+        self.exemplar_button.on_click(lambda _b: self.find_exemplars())
+        self.gallery.on_click(self.open_tile)
+        self.widget = W.VBox(
+            [
+                self.message,
+                self.bar,
+                section("Are neurons special?", "The channel beside random directions of its layer, same settings."),
+                W.HBox([self.compare_button, self.new_directions], layout=W.Layout(flex_flow="row wrap")),
+                self.n_random,
+                self.compare_result,
+                section("Interaction between neurons:", "frames sharing parameters, from channel A to channel B."),
+                self.interp_button,
+                self.frames,
+                self.interp_result,
+                section("Layer gallery:", "every channel, rendered in batches. Click a tile to open it live."),
+                self.gallery_button,
+                self.gallery,
+                section("Natural exemplars:", "the photo crops that excite the current target most."),
+                self.exemplar_button,
+                self.folder,
+                self.exemplars,
+            ],
+            layout=W.Layout(width="100%"),
+        )
+
+    def _settings(self) -> dict[str, Any]:
+        s = self.host.runner.settings
+        return {"lr": s.lr, "l1": s.l1, "tv": s.tv, "blur": s.blur, "transform": s.transform}
+
+    def _job(self, name: str, work: Any, done: Any) -> None:
+        self.message.value = ""
+        self.host.run_job(name, work, done, self.message, self.bar)
+
+    def compare(self, new: bool = False) -> None:
+        target = self.host.runner.target
+        if new:
+            self.direction_base += int(self.n_random.value)
+        base, n, seed = self.direction_base, int(self.n_random.value), self.host.runner.settings.seed
+
+        def work() -> explore.Sheet:
+            return explore.compare_directions(
+                self.host.model,
+                target.layer,
+                target.unit,
+                n_random=n,
+                direction_seed=base,
+                steps=96,
+                size=96,
+                seed=seed,
+                progress=self.host_job_progress,
+                cancel=self.host_job_cancel,
+                **self._settings(),
+            )
+
+        self._job("compare", work, lambda sheet: self._show_sheet(sheet, self.compare_result))
+
+    def interpolate(self) -> None:
+        target, seed = self.host.runner.target, self.host.runner.settings.seed
+        a, b = target.unit, int(self.host.controls.unit_b.value)
+        frames = int(self.frames.value)
+
+        def work() -> explore.Sheet:
+            sheet = explore.interpolate(
+                self.host.model,
+                f"{target.layer}:{a}",
+                f"{target.layer}:{b}",
+                frames=frames,
+                steps=96,
+                size=80,
+                seed=seed,
+                progress=self.host_job_progress,
+                cancel=self.host_job_cancel,
+                **self._settings(),
+            )
+            sheet.labels = [f"ch {a} → {b}, {label.replace('alpha=', 'α ')}" for label in sheet.labels]
+            return sheet
+
+        self._job("interpolate", work, lambda sheet: self._show_sheet(sheet, self.interp_result))
+
+    def _show_sheet(self, sheet: explore.Sheet, box: W.Box) -> None:
+        box.children = [
+            W.VBox([png_widget(img, 110), W.HTML(f"<small>{label}<br>value {v:.3g}</small>")])
+            for img, label, v in zip(sheet.images, sheet.labels, sheet.values, strict=True)
+        ]
+
+    def render_gallery(self) -> None:
+        layer, seed = self.host.runner.target.layer, self.host.runner.settings.seed
+
+        def work() -> explore.Sheet:
+            return explore.layer_gallery(
+                self.host.model,
+                layer,
+                steps=48,
+                size=64,
+                seed=seed,
+                progress=self.host_job_progress,
+                cancel=self.host_job_cancel,
+            )
+
+        def done(sheet: explore.Sheet) -> None:
+            self.gallery_sheet, self.gallery_layer = sheet, layer
+            channels = [label.rsplit(":", 1)[1] for label in sheet.labels]
+            grid, cell = labelled_grid(np.stack([np.asarray(i) for i in sheet.images]), [f"ch {c}" for c in channels])
+            self.gallery_cell = (cell, sheet.images[0].size[0])
+            self.gallery.display_size = min(grid.shape[1], 640)
+            self.gallery.layout.display = ""
+            self.gallery.show_image(grid)
+
+        self._job("gallery", work, done)
+
+    def open_tile(self, x: int, y: int) -> None:
+        """A click on the gallery at frame pixel (x, y) opens that channel live, from its tile's picture."""
+        sheet = self.gallery_sheet
+        if sheet is None:
+            return
+        height, width = self.gallery_cell
+        index = tile_index(x, y, len(sheet.images), height, width)
+        if index is None:
+            return
+        channel = int(sheet.labels[index].rsplit(":", 1)[1])
+        self.host.open_live(Target(mode="channel", layer=self.gallery_layer, unit=channel), sheet.images[index])
+
+    def find_exemplars(self) -> None:
+        runner = self.host.runner
+        target = runner.target
+        objective = target.objective(runner.channels_for(target))
+        folder = self.folder.value.strip() or None
+        snap = runner.snapshot()
+
+        def work() -> tuple[list[explore.Exemplar], float]:
+            found = explore.top_exemplars(
+                self.host.model,
+                objective,
+                folder,
+                cancel=self.host_job_cancel,
+                progress=lambda n: self.host_job_progress(n, max(n, 1)),
+            )
+            viz = (
+                explore.objective_value(self.host.model, objective, snap.images, size=160)
+                if snap.images is not None
+                else float("nan")
+            )
+            return found, viz
+
+        def done(result: tuple[list[explore.Exemplar], float]) -> None:
+            found, viz = result
+            if not found:
+                self.exemplars.children = [W.HTML(error_html("No readable images found in that folder."))]
+                return
+            ratio = viz / found[0].score if found[0].score else float("inf")
+            tiles = [
+                W.VBox(
+                    [
+                        png_widget(e.crop.resize((96, 96)), 96),
+                        W.HTML(f"<small>{e.source.rsplit('/', 1)[-1]}<br>{e.score:.3g}</small>"),
+                    ]
+                )
+                for e in found
+            ]
+            self.exemplars.children = [
+                W.HTML(f"visualization {viz:.3g} vs best natural crop {found[0].score:.3g}: <b>ratio {ratio:.2f}</b>"),
+                tiles_box(tiles),
+            ]
+
+        self._job("exemplars", work, done)
+
+    # The job's progress and cancel, looked up when the job runs (the host owns the Job).
+    def host_job_progress(self, done: int, total: int) -> None:
+        self.host.job.progress(done, total)
+
+    @property
+    def host_job_cancel(self) -> Any:
+        return self.host.job.cancel

@@ -1,0 +1,68 @@
+"""The status line and the objective's sparkline, written from a runner ``Snapshot``."""
+
+from __future__ import annotations
+
+from ..runner import Snapshot, Target
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def describe(target: Target, class_names: list[str] | None) -> str:
+    """A short human label of the target, e.g. 'blocks.8 channel 5' or 'class 285 (Egyptian cat)'."""
+    if target.mode == "class":
+        name = class_names[target.unit] if class_names and target.unit < len(class_names) else ""
+        return f"class {target.unit}" + (f" ({name})" if name else "")
+    if target.mode == "deepdream":
+        return f"{target.layer} DeepDream"
+    if target.mode == "direction":
+        return (
+            f"{target.layer} direction #{target.direction_seed}"
+            if target.vector is None
+            else f"{target.layer} direction"
+        )
+    if target.mode == "mix":
+        return f"{target.layer} mix {target.unit}/{target.unit_b} alpha {target.alpha:g}"
+    return f"{target.layer} {target.mode} {target.unit}"
+
+
+def file_stem(target: Target) -> str:
+    """A file name for the target's picture: no unit number where the mode has none."""
+    label = describe(target, None).replace(" ", "_").replace("/", "-").replace("#", "")
+    return f"featviz_{label}"
+
+
+def status_html(snap: Snapshot, class_names: list[str] | None, error: str = "") -> str:
+    obj = "-" if snap.objective is None else f"{snap.objective:.4g}"
+    state = "paused" if snap.paused and snap.state not in ("stopped",) else snap.state
+    text = (
+        f"{escape(describe(snap.target, class_names))} · step {snap.step} · objective {obj} · "
+        f"{snap.steps_per_s:.1f} steps/s · {snap.device} · {state}"
+    )
+    line = f'<span class="featviz-status">{text}</span>'
+    error = error or snap.error
+    if error:
+        line += f'<br><span class="featviz-error" style="color:#c62828">⚠ {escape(error)}</span>'
+    elif snap.warning:
+        line += f'<br><span class="featviz-warning" style="color:#ef6c00">{escape(snap.warning)}</span>'
+    return line
+
+
+def sparkline(values: list[float] | tuple[float, ...], width: int = 360, height: int = 56) -> str:
+    """An inline SVG line plot of the objective (no JavaScript, works in every front end)."""
+    if len(values) < 2:
+        return f'<svg width="{width}" height="{height}" class="featviz-plot"></svg>'
+    lo, hi = min(values), max(values)
+    span = hi - lo or 1.0
+    n = len(values) - 1
+    pts = " ".join(
+        f"{2 + i * (width - 4) / n:.1f},{height - 12 - (v - lo) / span * (height - 16):.1f}"
+        for i, v in enumerate(values)
+    )
+    return (
+        f'<svg width="{width}" height="{height}" class="featviz-plot" role="img" aria-label="objective over steps">'
+        f'<polyline fill="none" stroke="var(--jp-brand-color1, #1976d2)" stroke-width="1.5" points="{pts}"/>'
+        f'<text x="2" y="{height - 1}" font-size="10" fill="var(--jp-ui-font-color2, #666)">'
+        f"objective {values[-1]:.3g} (min {lo:.3g}, max {hi:.3g})</text></svg>"
+    )

@@ -1,0 +1,203 @@
+"""The Dreamer as a person uses it: controls found in the displayed widget tree, changed the way
+the browser changes them (comm messages), and the picture or text on screen checked."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import pytest
+
+from featviz_widgets.engine.models import FeatvizModel
+from featviz_widgets.view import Dreamer, LiveImage
+
+from .conftest import FakeView, browser_says, displayed, shown, user_clicks, user_sets, wait
+
+pytestmark = pytest.mark.usefixtures("comms")
+
+# What each mode must put on screen (descriptions), beyond the settings controls.
+MODE_CONTROLS = {
+    "channel": {"layer", "channel"},
+    "neuron": {"layer", "channel"},
+    "deepdream": {"layer"},
+    "class": {"class"},
+    "direction": {"layer", "direction seed", "New direction"},
+    "mix": {"layer", "channel A", "channel B", "alpha (A vs B)"},
+}
+TARGET_CONTROLS = {"layer", "channel", "class", "direction seed", "New direction", "channel A", "channel B"}
+TARGET_CONTROLS |= {"alpha (A vs B)"}
+SETTINGS_CONTROLS = {"images", "learning rate", "L1", "total variation", "blur", "transforms", "views / step"}
+SETTINGS_CONTROLS |= {"image size", "seed", "warm start", "Pause", "Reset", "Save PNG"}
+
+
+@pytest.fixture
+def live(tiny: FeatvizModel) -> Iterator[tuple[Dreamer, FakeView]]:
+    tiny.class_names = ["apple", "bee", "cat", "dog", "eel"]
+    d = Dreamer(tiny, layer="conv2", size=32, fps=30)
+    view = FakeView(d.image_widget)
+    yield d, view
+    view.close()
+    d.close()
+
+
+def descriptions(root: Any) -> set[str]:
+    return {w.description for w in displayed(root) if getattr(w, "description", "")}
+
+
+@pytest.mark.parametrize("mode", list(MODE_CONTROLS))
+def test_each_mode_shows_exactly_its_controls(live: tuple[Dreamer, FakeView], mode: str) -> None:
+    d, _ = live
+    user_sets(shown(d, W.Dropdown, description="objective"), mode)
+    on_screen = descriptions(d)
+    assert MODE_CONTROLS[mode] <= on_screen
+    assert not (TARGET_CONTROLS - MODE_CONTROLS[mode]) & on_screen  # nothing another mode needs
+    assert on_screen >= SETTINGS_CONTROLS
+    assert wait(lambda: d.runner.snapshot().target.mode == mode)
+
+
+def test_mix_controls_drive_the_objective_on_screen(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    user_sets(shown(d, W.Dropdown, description="objective"), "mix")
+    user_sets(shown(d, W.IntSlider, description="channel B"), 4)
+    user_sets(shown(d, W.FloatSlider, description="alpha (A vs B)"), 0.25)
+    assert wait(lambda: "mix 0/4 alpha 0.25" in d.status.value), d.status.value
+    target = d.runner.snapshot().target
+    assert target.unit_b == 4 and target.alpha == 0.25
+
+
+def test_images_and_diversity_are_on_screen_and_make_a_grid(live: tuple[Dreamer, FakeView]) -> None:
+    d, view = live
+    assert "diversity" not in descriptions(d)  # one image: nothing to diversify
+    user_sets(shown(d, W.IntSlider, description="images"), 4)
+    user_sets(shown(d, W.FloatSlider, description="diversity"), 0.5)
+    assert wait(lambda: view.image.width == 66 and view.image.height == 66)  # a 2x2 grid on screen
+    assert d.runner.snapshot().target.diversity == 25.0
+
+
+def test_channel_slider_changes_the_picture(live: tuple[Dreamer, FakeView]) -> None:
+    d, view = live
+    user_clicks(shown(d, W.Checkbox, description="warm start"))  # a cold start shows the new target at once
+    assert d.wait_for_steps(20)
+    before = view.picture()
+    user_sets(shown(d, W.IntSlider, description="channel"), 5)
+    assert wait(lambda: "conv2 channel 5 ·" in d.status.value)
+    assert wait(lambda: np.abs(view.picture() - before).mean() > 5)
+
+
+def test_class_picker_by_name(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    user_sets(shown(d, W.Dropdown, description="objective"), "class")
+    picker = shown(d, W.Combobox, description="class")
+    assert "2 cat" in picker.options
+    user_sets(picker, "ca")  # still typing: nothing happens
+    user_sets(picker, "2 cat")
+    assert wait(lambda: "class 2 (cat)" in d.status.value), d.status.value
+
+
+def test_run_button_tells_the_truth_after_a_job(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    run = shown(d, W.Button, description="Pause")
+    user_sets(d.page_picker, "Explore")
+    user_clicks(shown(d, W.Button, description="Gallery of this layer"))
+    assert wait(lambda: d.runner.snapshot().state == "busy")
+    assert run.description == "Pause"  # held for the job, not paused by the user
+    d.job.wait()
+    assert wait(lambda: d.runner.snapshot().state == "running" and "running" in d.status.value)
+    assert run.description == "Pause"
+    user_clicks(run)  # the first click pauses
+    assert wait(lambda: "paused" in d.status.value) and run.description == "Run"
+    step = d.runner.snapshot().step
+    time.sleep(0.3)
+    assert d.runner.snapshot().step == step
+    user_clicks(run)
+    assert wait(lambda: d.runner.snapshot().step > step) and run.description == "Pause"
+
+
+def test_bad_value_shows_in_status_and_changes_nothing(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    user_sets(shown(d, W.Dropdown, description="image size"), 64)
+    assert wait(lambda: d.runner.snapshot().settings.size == 64)
+    d._guard(d.runner.set, lr=-1.0)  # what a control's observer does with a value the runner refuses
+    assert "learning rate" in d.status.value
+    assert d.runner.settings.lr == 0.05
+
+
+def test_save_png_button_offers_a_download_named_for_the_target(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    assert d.wait_for_steps(3)
+    user_clicks(shown(d, W.Button, description="Save PNG"))
+    assert "featviz_conv2_channel_0.png" in d.download_link.value and "data:image/png;base64" in d.download_link.value
+    user_sets(shown(d, W.Dropdown, description="objective"), "deepdream")
+    assert wait(lambda: d.runner.snapshot().target.mode == "deepdream")
+    user_clicks(shown(d, W.Button, description="Save PNG"))
+    assert "featviz_conv2_DeepDream.png" in d.download_link.value  # no channel number in DeepDream mode
+
+
+def test_layout_puts_panels_beside_the_image(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    left, right = d.children
+    assert d.layout.flex_flow == "row wrap"  # stacks on narrow screens
+    assert left.layout.flex == "0 0 auto" and right.layout.flex.startswith("1 1")
+    assert int(left.layout.width.rstrip("px")) + int(right.layout.min_width.rstrip("px")) <= 1000 - 150
+
+
+def test_image_backend_fallback(tiny: FeatvizModel) -> None:
+    d = Dreamer(tiny, layer="conv2", size=32, backend="image", fps=30)
+    try:
+        assert wait(lambda: d.frames_shown >= 2)
+        assert bytes(d.image_widget.value)[:2] == b"\xff\xd8"  # JPEG while running
+    finally:
+        d.close()
+
+
+def test_close_leaves_no_thread(tiny: FeatvizModel) -> None:
+    for _ in range(5):
+        d = Dreamer(tiny, layer="conv2", size=32)
+        d.wait_for_steps(1)
+        d.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("featviz-live")]
+
+
+def test_loop_pauses_itself_when_its_views_are_gone(tiny: FeatvizModel) -> None:
+    d = Dreamer(tiny, layer="conv2", size=32)
+    try:
+        w = d.image_widget
+        browser_says(w, {"type": "visibility", "view": "v", "visible": True})
+        assert d.wait_for_steps(3)
+        browser_says(w, {"type": "closed", "view": "v"})  # the cell was re-run: its output is gone
+        assert not w.abandoned()  # a grace period first
+        w._abandoned_since -= 10  # the grace period has passed
+        assert wait(lambda: d.runner.paused and d.controls.run.description == "Run")
+        assert "no view" in d.status.value
+    finally:
+        d.close()
+
+
+def test_never_displayed_widget_pauses_after_grace() -> None:
+    w = LiveImage()
+    assert not w.abandoned(never_shown_grace=60)
+    w._created -= 61
+    assert w.abandoned(never_shown_grace=60)
+    browser_says(w, {"type": "visibility", "view": "v", "visible": False})  # a view exists, off-screen
+    assert not w.abandoned(never_shown_grace=60)
+
+
+def test_view_that_stops_acknowledging_counts_as_gone() -> None:
+    from .test_widget import frame
+
+    w = LiveImage()
+    browser_says(w, {"type": "visibility", "view": "v", "visible": True})
+    w.show(frame())
+    assert not w.abandoned()
+    w.silent_view_timeout = 10.0
+    assert not w.abandoned(grace=5.0)
+    w._unanswered_since -= 30  # the tab was closed without a goodbye 30 s ago
+    assert w.ready()  # the ack timeout lets frames go out again...
+    w.show(frame())
+    assert w.abandoned(grace=5.0) and w.view_count == 0  # ...but silence this long means nobody is there
+    browser_says(w, {"type": "visibility", "view": "v2", "visible": True})
+    assert not w.abandoned(grace=5.0)

@@ -1,0 +1,255 @@
+"""The Explore, Photo and Export tabs as a person uses them: pages picked and buttons clicked in
+the displayed widget tree, results checked where they appear (next to their button)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+from featviz_widgets.engine.models import FeatvizModel
+from featviz_widgets.errors import FeatvizError
+from featviz_widgets.export import SETTINGS_KEY, read_settings
+from featviz_widgets.view import Dreamer, LiveImage
+
+from .conftest import FakeView, browser_says, displayed, shown, user_clicks, user_sets, wait
+
+pytestmark = pytest.mark.usefixtures("comms")
+
+
+@pytest.fixture
+def live(tiny: FeatvizModel) -> Iterator[tuple[Dreamer, FakeView]]:
+    d = Dreamer(tiny, layer="conv2", size=32, fps=30)
+    view = FakeView(d.image_widget)
+    yield d, view
+    view.close()
+    d.close()
+
+
+def page(d: Dreamer, name: str) -> Any:
+    user_sets(d.page_picker, name)
+    return d.pages[name]
+
+
+def decode(frame: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(frame)).convert("RGB"), dtype=np.float32)
+
+
+# --- Explore -------------------------------------------------------------------------------------
+
+
+def test_gallery_tiles_are_labelled_and_a_click_opens_the_tiles_picture(live: tuple[Dreamer, FakeView]) -> None:
+    d, view = live
+    explore = page(d, "Explore")
+    user_clicks(shown(explore, W.Button, description="Gallery of this layer"))
+    d.job.wait()
+    gallery = next(w for w in displayed(explore) if isinstance(w, LiveImage))
+    # 6 tiles of 64 px with a 12 px caption each, 3 columns, 2 px gaps.
+    assert (gallery.width, gallery.height) == (3 * 64 + 4, 2 * 76 + 2)
+    sheet = decode(gallery.frame)
+    assert sheet[64:76, :64].std() > 10  # a caption ("ch 0") under the first tile, not blank
+    # Tile 4 is row 1, column 1; the live image then starts from that tile's own picture.
+    browser_says(gallery, {"type": "click", "x": 66 + 30, "y": 78 + 10})
+    assert wait(lambda: "conv2 channel 4 ·" in d.status.value and d.runner.snapshot().step <= 3), d.status.value
+    tile = np.asarray(Image.fromarray(sheet[78 : 78 + 64, 66 : 66 + 64].astype(np.uint8)).resize((32, 32)), np.float32)
+    assert wait(lambda: np.abs(view.picture() - tile).mean() < 25)  # it starts from the tile, not from before
+    assert shown(page(d, "Controls"), W.IntSlider, description="channel").value == 4  # the controls follow
+    browser_says(gallery, {"type": "click", "x": 65, "y": 10})  # the gap: nothing happens
+    assert d.runner.target.unit == 4
+
+
+def test_compare_and_interpolate_results_sit_under_their_buttons(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    explore = page(d, "Explore")
+    user_clicks(shown(explore, W.Button, description="Neuron vs random directions"))
+    d.job.wait()
+    texts = [w.value for w in displayed(d.explore.compare_result) if isinstance(w, W.HTML)]
+    assert len(texts) == 3 and "conv2 channel 0" in texts[0] and "random direction #0" in texts[1]
+    user_clicks(shown(explore, W.Button, description="New random directions"))
+    d.job.wait()
+    texts = [w.value for w in displayed(d.explore.compare_result) if isinstance(w, W.HTML)]
+    assert "random direction #2" in texts[1]
+    user_sets(d.page_picker, "Controls")
+    user_sets(shown(d, W.Dropdown, description="objective"), "mix")
+    user_sets(shown(d, W.IntSlider, description="channel B"), 3)
+    explore = page(d, "Explore")
+    user_clicks(shown(explore, W.Button, description="Interpolate channel A → B"))
+    d.job.wait()
+    labels = [w.value for w in displayed(d.explore.interp_result) if isinstance(w, W.HTML)]
+    assert len(labels) == 5 and "ch 0 → 3, α 0.00" in labels[0] and "ch 0 → 3, α 1.00" in labels[-1]
+
+
+def test_exemplars_report_a_ratio(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    assert d.wait_for_steps(2)
+    explore = page(d, "Explore")
+    user_clicks(shown(explore, W.Button, description="Natural exemplars"))
+    d.job.wait()
+    assert "ratio" in d.explore.exemplars.children[0].value
+
+
+def test_a_job_error_shows_in_its_own_tab(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    explore = page(d, "Explore")
+    user_sets(shown(explore, W.Text), "/no/such/folder")
+    user_clicks(shown(explore, W.Button, description="Natural exemplars"))
+    d.job.wait()
+    assert "not a folder" in d.explore.message.value and "⚠" in d.explore.message.value
+    assert wait(lambda: d.runner.snapshot().state == "running")  # the loop carried on after the job
+
+
+# --- Photo ---------------------------------------------------------------------------------------
+
+
+def test_upload_rejects_non_image_and_keeps_photo(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    photo = page(d, "Photo")
+    user_sets(shown(photo, W.Dropdown, description="sample"), "coffee")
+    before = d.photo.photo
+    assert before is not None
+    d.photo.accept_upload(b"%PDF-1.4 not an image", "paper.pdf")  # what the upload observer calls
+    assert "not an image" in d.photo.message.value and d.photo.photo is before
+
+
+def test_dream_on_photo_and_live_from_photo(live: tuple[Dreamer, FakeView]) -> None:
+    d, view = live
+    photo = page(d, "Photo")
+    user_clicks(shown(photo, W.Button, description="Dream on photo"))  # no photo yet: a message, no job
+    assert "Upload a photo" in d.photo.message.value and not d.job.busy
+    user_sets(shown(photo, W.Dropdown, description="sample"), "chelsea")
+    user_sets(shown(photo, W.IntSlider, description="octaves"), 1)
+    user_clicks(shown(photo, W.Button, description="Dream on photo"))
+    d.job.wait()
+    assert "dream.png" in shown(photo, W.HTML, text="dream.png").value
+    user_clicks(shown(photo, W.Button, description="Live from photo"))
+    assert wait(lambda: (view.image.width, view.image.height) == (32, 21))  # the photo's aspect on screen
+
+
+# --- Export --------------------------------------------------------------------------------------
+
+
+def test_save_says_the_full_path_and_errors_stay_in_the_tab(
+    live: tuple[Dreamer, FakeView], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d, _ = live
+    monkeypatch.chdir(tmp_path)
+    assert d.wait_for_steps(3)
+    export = page(d, "Export")
+    name = shown(export, W.Text)
+    user_sets(name, "notes.txt")
+    user_clicks(shown(export, W.Button, description="Save PNG to file"))
+    assert "does not end in .png" in d.export.message.value and list(tmp_path.iterdir()) == []
+    user_sets(name, "x/y/picture.png")  # a folder that does not exist
+    user_clicks(shown(export, W.Button, description="Save PNG to file"))
+    assert "Could not save" in d.export.message.value and "⚠" not in d.status.value
+    user_sets(name, "picture.png")
+    user_clicks(shown(export, W.Button, description="Save PNG to file"))
+    assert f"Saved {tmp_path / 'picture.png'}" in d.export.message.value
+    assert read_settings(tmp_path / "picture.png")["target"]["layer"] == "conv2"
+
+
+def test_gif_spans_the_whole_run_and_stays_small(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    assert d.wait_for_steps(300, timeout=60)
+    export = page(d, "Export")
+    user_clicks(shown(export, W.Button, description="Time-lapse GIF"))
+    assert "featviz_timelapse.gif" in d.export.links.value
+    steps = [s for s, _ in d.runner.timelapse.frames]
+    now = d.runner.snapshot().step
+    assert steps[0] <= now / 20 and steps[-1] >= now * 0.8  # from the start to now...
+    gaps = np.diff(steps)
+    assert gaps.max() == gaps.min()  # ...evenly spaced
+    assert len(d.timelapse_gif()) < 1_000_000
+
+
+def _png_with(text: str | bytes) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_text(SETTINGS_KEY, text if isinstance(text, str) else text.decode("latin-1"))
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def _record(**changes: Any) -> bytes:
+    record: dict[str, Any] = {
+        "size": 32,
+        "lr": 0.2,
+        "seed": 3,
+        "target": {"mode": "channel", "layer": "conv2", "unit": 5},
+    }
+    for key, value in changes.items():
+        if key.startswith("target_"):
+            record["target"][key[7:]] = value
+        else:
+            record[key] = value
+    return _png_with(json.dumps(record))
+
+
+CRAFTED = [
+    (b"not a png at all", "not a readable PNG"),
+    (_png_with("{not json"), "not valid JSON"),
+    (_png_with("[1, 2]"), "not an object"),
+    (_png_with("[" * 100_000 + "]" * 100_000), "not valid JSON"),
+    (_record(lr=float("nan")), "learning rate"),
+    (_record(lr="fast"), "learning rate"),
+    (_record(size=0), "16 to 4096"),
+    (_record(transform={"bogus": 1}), "do not fit"),
+    (_record(transform=[1, 2]), "transform"),
+    (_record(warp=1), "Unknown setting"),
+    (_record(target_unit=99), "0 to 5"),
+    (_record(target_unit="5"), "target unit"),
+    (_record(target_layer="conv9"), "conv9"),
+    (_record(target_mode="warp"), "target mode"),
+    (_record(target_alpha=float("inf")), "target alpha"),
+    (_record(target_bogus=1), "Unknown target field"),
+    (_record(target=[1]), "must be an object"),
+]
+
+
+def control_values(d: Dreamer) -> dict[str, Any]:
+    return {name: getattr(getattr(d.controls, name), "value", None) for name in d.controls.__dataclass_fields__}
+
+
+@pytest.mark.parametrize(("data", "message"), CRAFTED)
+def test_loading_a_crafted_file_changes_nothing(live: tuple[Dreamer, FakeView], data: bytes, message: str) -> None:
+    d, _ = live
+    assert d.wait_for_steps(3)
+    before = (d.runner.settings, d.runner.target, control_values(d))
+    with pytest.raises(FeatvizError, match=message):
+        d.load(data)
+    assert (d.runner.settings, d.runner.target, control_values(d)) == before
+    # Through the Export tab, the same file gets the message there, and nothing changes either.
+    d.export._on_load({"new": [{"name": "crafted.png", "content": data}]})
+    assert "Nothing was changed" in d.export.message.value and "crafted.png" in d.export.message.value
+    assert d.runner.target == before[1]
+
+
+def test_save_then_load_into_another_widget(live: tuple[Dreamer, FakeView], tiny: FeatvizModel, tmp_path: Path) -> None:
+    d, _ = live
+    user_sets(shown(d, W.IntSlider, description="channel"), 5)
+    user_sets(shown(d, W.SelectionSlider, description="learning rate"), 0.2)
+    user_sets(shown(d, W.FloatSlider, description="total variation"), 0.5)
+    user_sets(shown(d, W.IntSlider, description="views / step"), 3)
+    assert wait(lambda: d.runner.snapshot().settings.views == 3 and d.runner.snapshot().target.unit == 5)
+    path = d.save(tmp_path / "x.png")
+    other = Dreamer(tiny, layer="conv1", size=32)
+    try:
+        export = page(other, "Export")
+        other.export._on_load({"new": [{"name": "x.png", "content": path.read_bytes()}]})  # the upload's change
+        assert "Loaded the settings of x.png" in other.export.message.value
+        controls = page(other, "Controls")
+        assert shown(controls, W.Dropdown, description="layer").value == "conv2"
+        assert shown(controls, W.IntSlider, description="channel").value == 5
+        assert shown(controls, W.SelectionSlider, description="learning rate").value == 0.2
+        assert shown(controls, W.FloatSlider, description="total variation").value == pytest.approx(0.5)
+        assert wait(lambda: "conv2 channel 5" in other.status.value)
+        assert export is other.pages["Export"]  # the tab the file was loaded in
+    finally:
+        other.close()
