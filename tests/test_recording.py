@@ -12,7 +12,7 @@ import pytest
 
 from featviz_widgets.view import Dreamer
 
-from .conftest import FakeView, shown, user_clicks, user_sets, wait
+from .conftest import FakeView, browser_says, shown, user_clicks, user_sets, wait
 
 pytestmark = [pytest.mark.usefixtures("comms"), pytest.mark.slow]
 
@@ -77,4 +77,18 @@ def test_code_after_a_photo_start(live: tuple[Dreamer, FakeView]) -> None:
     user_sets(d.page_picker, "Controls")
     code, pixels = run_copied_code(d)
     assert "init_image=sample_photo('chelsea')" in code
+    assert np.array_equal(pixels, np.asarray(d.image()))
+
+
+def test_code_after_opening_a_gallery_tile(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    user_sets(shown(d, W.Dropdown, description="layer"), "blocks.0")
+    user_sets(d.page_picker, "Explore")
+    user_clicks(shown(d.pages["Explore"], W.Button, description="Gallery of this layer"))
+    d.job.wait(300)
+    browser_says(d.explore.gallery, {"type": "click", "x": 66 + 10, "y": 10})  # tile 1
+    assert wait(lambda: d.runner.snapshot().target.unit == 1 and d.runner.snapshot().step >= 5, 60)
+    user_sets(d.page_picker, "Controls")
+    code, pixels = run_copied_code(d)
+    assert "init_image=layer_gallery(model, 'blocks.0', steps=48, size=64, seed=0).images[1]" in code
     assert np.array_equal(pixels, np.asarray(d.image()))

@@ -225,15 +225,22 @@ class LiveRunner:
                 source = PhotoStart("start_image  # the image you started from (not saved)", "a photo")
             self._queue_change("photo", (None if photo is None else photo.detach().cpu(), source, self._settings))
 
-    def load(self, settings: RenderSettings, target: Target, photo: torch.Tensor | None = None) -> None:
+    def load(
+        self,
+        settings: RenderSettings,
+        target: Target,
+        photo: torch.Tensor | None = None,
+        source: PhotoStart | None = None,
+    ) -> None:
         """Take ``settings`` and ``target`` together (all or nothing) and restart, from ``photo``
-        when given, else from the seed."""
+        when given (``source`` says where it came from, for ``code()``), else from the seed."""
         with self._lock:
             self._check(target, settings.batch)
             if photo is not None:
                 settings = settings.replace(size=_fit(photo.shape[-2:], settings.side, minimum=16))
+                source = source or PhotoStart("start_image  # the image you started from (not saved)", "an image")
             self._settings, self._target = settings, target
-            self._queue_change("load", (settings, target, None if photo is None else photo.detach().cpu()))
+            self._queue_change("load", (settings, target, None if photo is None else photo.detach().cpu(), source))
 
     def pause(self) -> None:
         self._paused = True
@@ -386,12 +393,12 @@ class LiveRunner:
             self._photo = source
             self._restarted(r)
         elif kind == "load":
-            settings, target, photo = value
+            settings, target, photo, source = value
             r.set_init_image(photo)
             r.set_objective(self._objective(target), keep_image=True)  # the reset below restarts it
             r.apply(settings, keep_image=False)
             r.reset()
-            self._photo = None if photo is None else PhotoStart("start_image  # the saved image you loaded", "a PNG")
+            self._photo = source
             self._restarted(r, target)
         elif kind == "unsettle":
             self.settle.reset()

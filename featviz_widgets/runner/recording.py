@@ -64,13 +64,11 @@ class Recording:
         """A script that reproduces the image after ``steps`` steps of this run."""
         lines = self._body(model_name, steps, channels, threads)
         body = "\n".join(lines)
-        head = ["from featviz_widgets import *"]
-        if "TransformConfig(" in body:
-            head.append("from featviz_widgets.engine import TransformConfig")
-        if self.photo is not None:
-            head.append("from featviz_widgets.engine.photos import load_photo, sample_photo")
-        if "torch." in body:
-            head.insert(0, "import torch")
+        head = ["import torch"] if "torch." in body else []
+        head.append("from featviz_widgets import *")
+        for module, name in _EXTRA_NAMES:
+            if f"{name}(" in body:
+                head.append(f"from {module} import {name}")
         return "\n".join([*head, "", *lines])
 
     def _body(self, model_name: str, steps: int, channels: Callable[[Target], int], threads: int | None) -> list[str]:
@@ -117,6 +115,15 @@ class Recording:
         assert isinstance(final, RenderSettings)
         lines.append("renderer.pil_images()[0]" if final.batch == 1 else "renderer.pil_images()")
         return lines
+
+
+# Names the code may use beyond ``from featviz_widgets import *``.
+_EXTRA_NAMES = (
+    ("featviz_widgets.engine", "TransformConfig"),
+    ("featviz_widgets.engine.photos", "load_photo"),
+    ("featviz_widgets.engine.photos", "sample_photo"),
+    ("featviz_widgets.engine.explore", "layer_gallery"),
+)
 
 
 def _changed_fields(settings: RenderSettings) -> dict[str, object]:

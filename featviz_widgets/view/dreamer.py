@@ -378,7 +378,7 @@ class Dreamer(W.HBox):
     def open_live(self, target: Target, image: Image.Image | None = None, source: PhotoStart | None = None) -> None:
         """Show ``target`` in the controls and optimize it live, from ``image`` when given."""
         photo = pil_to_tensor(image) if image is not None else None
-        self.runner.load(self.runner.settings, target, photo)
+        self.runner.load(self.runner.settings, target, photo, source)
         self._sync(self.runner.settings, target)
 
     def copy_to_clipboard(self, text: str) -> None:
@@ -451,7 +451,9 @@ class Dreamer(W.HBox):
         and continue live from its picture. All or nothing: a bad file raises a FeatvizError
         naming the field and changes nothing."""
         settings, target, picture = read_saved(source)
-        self.runner.load(settings, target, pil_to_tensor(picture))
+        name = "the PNG you loaded" if isinstance(source, (bytes, bytearray)) else str(source)
+        start = PhotoStart(f"load_photo({name!r})", name)
+        self.runner.load(settings, target, pil_to_tensor(picture), start)
         self._sync(self.runner.settings, target)
 
     def save(self, path: str | Path) -> Path:

@@ -10,7 +10,7 @@ import ipywidgets as W
 import numpy as np
 
 from ..engine import explore
-from ..runner import Target
+from ..runner import PhotoStart, Target
 from ..runner.encode import labelled_grid, tile_index
 from .controls import STYLE, wide_layout
 from .host import Host
@@ -165,7 +165,13 @@ class ExplorePanel:
         if index is None:
             return
         channel = int(sheet.labels[index].rsplit(":", 1)[1])
-        self.host.open_live(Target(mode="channel", layer=self.gallery_layer, unit=channel), sheet.images[index])
+        s = sheet.settings
+        source = PhotoStart(
+            f"layer_gallery(model, {self.gallery_layer!r}, steps={s['steps']}, size={s['size']}, "
+            f"seed={s['seed']}).images[{index}]",
+            f"gallery tile {channel}",
+        )
+        self.host.open_live(Target(mode="channel", layer=self.gallery_layer, unit=channel), sheet.images[index], source)
 
     def find_exemplars(self) -> None:
         runner = self.host.runner
