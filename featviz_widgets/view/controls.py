@@ -112,10 +112,13 @@ class Controls:
                 self.size,
                 self.seed,
                 self.keep_image,
-                W.HBox([self.run, self.reset, self.save]),
             ],
             layout=W.Layout(min_width="360px"),
         )
+
+    def buttons(self) -> W.HBox:
+        """Run/Pause, Reset and Save: under the image, so they stay in reach on every page."""
+        return W.HBox([self.run, self.reset, self.save])
 
     def show_for(self, mode: str, batch: int) -> None:
         """Show the target controls ``mode`` uses, and diversity once the batch has 2+ images."""

@@ -189,7 +189,7 @@ class Dreamer(W.HBox):
         super().__init__(
             [
                 W.VBox(
-                    [self.image_widget, self.plot, self.status, self.download_link],
+                    [self.image_widget, c.buttons(), self.plot, self.status, self.download_link],
                     layout=W.Layout(width=f"{display_size + 16}px", flex="0 0 auto", align_items="flex-start"),
                 ),
                 self.tabs,

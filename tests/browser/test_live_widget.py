@@ -31,6 +31,11 @@ def _canvas_pixels(page: Any) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
 
 
+def run_button(page: Any, label: str) -> Any:
+    """The widget's Run/Pause button showing ``label`` (JupyterLab has Run buttons of its own)."""
+    return page.locator("button.widget-button").filter(has_text=re.compile(rf"^\W*{label}\s*$")).first
+
+
 def _drag_slider(page: Any, label: str, fraction: float) -> int:
     slider = page.locator(".widget-slider", has=page.locator(".widget-label", has_text=re.compile(f"^{label}$"))).first
     slider.scroll_into_view_if_needed()
@@ -62,9 +67,9 @@ def check_live_session(page: Any, shot: str) -> None:
     assert np.abs(after - before).mean() > 5, "the picture did not change with the channel"
     page.locator(".featviz-live").first.locator("xpath=../..").screenshot(path=str(ARTIFACTS / shot))
     # Pause: the button and the status say so and no more frames arrive (bar the one lossless PNG).
-    page.get_by_role("button", name="Pause").click()
+    run_button(page, "Pause").click()
     assert wait(lambda: "paused" in status.inner_text(), 20)
-    page.get_by_role("button", name="Run").wait_for(timeout=10_000)
+    run_button(page, "Run").wait_for(timeout=10_000)
     time.sleep(0.6)
     paused_at = _frames(page)
     time.sleep(1.5)
@@ -112,7 +117,7 @@ def test_layout_labels_and_class_by_name(page: Any, lab_url: str) -> None:
     # A class chosen by typing its name.
     objective = page.locator(".widget-dropdown", has=page.locator("label", has_text=re.compile("^objective$")))
     objective.locator("select").select_option(label="Class logit")
-    box = page.locator(".widget-combobox input").first
+    box = page.locator(".widget-text input[list]").first
     box.fill("285 Egyptian cat")
     box.press("Enter")
     assert wait(lambda: "class 285 (Egyptian cat)" in status.inner_text(), 30), status.inner_text()
@@ -137,9 +142,9 @@ def test_every_tab_in_jupyterlab(page: Any, lab_url: str, notebook_dir: Path) ->
     assert wait(lambda: int(gallery.get_attribute("data-frames") or 0) >= 1, 180), "no gallery drawn"
     # After the job the loop runs again and the button says Pause; one click pauses.
     assert wait(lambda: "running" in status.inner_text(), 30), status.inner_text()
-    page.get_by_role("button", name="Pause").click()
+    run_button(page, "Pause").click()
     assert wait(lambda: "paused" in status.inner_text(), 20), status.inner_text()
-    page.get_by_role("button", name="Run").click()
+    run_button(page, "Run").click()
     assert wait(lambda: "running" in status.inner_text(), 20), status.inner_text()
     box = gallery.bounding_box()
     scale = box["width"] / int(gallery.evaluate("c => c.width"))
@@ -157,7 +162,7 @@ def test_every_tab_in_jupyterlab(page: Any, lab_url: str, notebook_dir: Path) ->
     page.get_by_role("link", name=re.compile("dream.png")).wait_for(timeout=240_000)
     page.screenshot(path=str(ARTIFACTS / "photo_dream.png"))
     # Export: pause, save the picture, copy as code; the copied code run headless gives its pixels.
-    page.get_by_role("button", name="Pause").click()
+    run_button(page, "Pause").click()
     assert wait(lambda: "paused" in status.inner_text(), 20)
     page.get_by_role("button", name="Export", exact=True).click()
     name = page.get_by_placeholder(re.compile("file.png"))
@@ -168,7 +173,9 @@ def test_every_tab_in_jupyterlab(page: Any, lab_url: str, notebook_dir: Path) ->
     page.get_by_role("button", name="Copy as code").click()
     page.get_by_text("Copied to the clipboard").wait_for(timeout=30_000)
     code = page.evaluate("() => navigator.clipboard.readText()")
-    assert "Renderer(" in code and "renderer.set_objective(Channel('blocks.1', 5)" in code, code
+    assert "Renderer(model, Channel('blocks.1', 5)" in code and "init_image=layer_gallery(model, 'blocks.1'" in code, (
+        code
+    )
     page.screenshot(path=str(ARTIFACTS / "export.png"))
     lines = code.splitlines()
     script = "\n".join([*lines[:-1], f"({lines[-1]}).save('replayed.png')"])
