@@ -96,7 +96,7 @@ def test_jupyterlab_session(page: Any, lab_url: str) -> None:
     check_live_session(page, "jupyterlab.png")
 
 
-def test_layout_labels_and_class_by_name(page: Any, lab_url: str) -> None:
+def test_layout_labels_every_mode_and_class_by_name(page: Any, lab_url: str) -> None:
     page.set_viewport_size({"width": 1400, "height": 900})
     status = open_lab_notebook(page, lab_url)
     canvas = page.locator(".featviz-canvas").first.bounding_box()
@@ -114,8 +114,22 @@ def test_layout_labels_and_class_by_name(page: Any, lab_url: str) -> None:
         assert cut == [], f"cut on {name}: {cut}"
     page.get_by_role("button", name="Controls", exact=True).click()
     page.screenshot(path=str(ARTIFACTS / "layout_1400.png"))
-    # A class chosen by typing its name.
+    # Every mode: its own controls on screen, and the status names what is being optimized.
     objective = page.locator(".widget-dropdown", has=page.locator("label", has_text=re.compile("^objective$")))
+    modes = [
+        ("Neuron (centre)", "blocks.8 neuron 0", "channel"),
+        ("DeepDream (whole layer)", "blocks.8 DeepDream", "layer"),
+        ("Random direction", "blocks.8 direction #0", "direction seed"),
+        ("Mix two channels (alpha)", "blocks.8 mix 0/1 alpha 0.5", "channel B"),
+    ]
+    for label, described, control in modes:
+        objective.locator("select").select_option(label=label)
+        assert wait(lambda described=described: described in status.inner_text(), 30), status.inner_text()
+        assert page.locator(".widget-label", has_text=re.compile(f"^{control}$")).first.is_visible()
+        frames = _frames(page)
+        assert wait(lambda frames=frames: _frames(page) > frames + 2, 30), f"no frames in {label}"
+    page.screenshot(path=str(ARTIFACTS / "mix_mode.png"))
+    # A class chosen by typing its name.
     objective.locator("select").select_option(label="Class logit")
     box = page.locator(".widget-text input[list]").first
     box.fill("285 Egyptian cat")
