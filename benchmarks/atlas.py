@@ -13,7 +13,8 @@ and a projection of a whole ResNet-50 atlas on N GPUs from the measured per-tile
    tile and step measured at the end of each stage (conv1, layer1..layer4; a layer inside a stage
    costs less, so this is an upper bound) at --probe-size, times the target steps, scaled by area
    to the target size,
-   divided by an ASSUMED GPU/CPU speed ratio (no GPU was measured) and by N GPUs.
+   divided by an ASSUMED speed ratio of one GPU to one CPU core here (no GPU was measured) and
+   by N GPUs, plus Ray's measured per-task overhead times the tasks over N.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="in-process and Ray runs, alternating; medians")
     p.add_argument("--target-steps", type=int, default=128)
     p.add_argument("--target-size", type=int, default=128)
-    p.add_argument("--gpu-speedup", type=float, default=30.0, help="ASSUMED GPU speed / this machine's CPU speed")
+    p.add_argument("--gpu-speedup", type=float, default=100.0, help="ASSUMED GPU speed / one CPU core here")
     p.add_argument("--gpus", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--no-ray", action="store_true")
     a = p.parse_args()
@@ -132,7 +133,8 @@ def main() -> None:
     r50 = load_model(torchvision.models.resnet50(weights=None), name="resnet50", device="cpu")
     layers = default_layers(r50)
     plans = plan_layers(r50, layers, a.chunk)
-    cost: dict[str, float] = {}  # seconds per tile and step at --probe-size
+    cost: dict[str, float] = {}  # seconds per tile and step at --probe-size, one thread
+    torch.set_num_threads(1)  # one core's cost: the CPU figure is core-seconds
     for probe in ("conv1", "layer1", "layer2", "layer3", "layer4"):
         r = Renderer(r50, BatchChannels(probe, tuple(range(a.chunk))), batch=a.chunk, size=a.probe_size)
         r.step()  # warm-up
@@ -158,13 +160,13 @@ def main() -> None:
         + ", ".join(f"{st} {units[st]}" for st in units)
     )
     print(
-        f"CPU here: sum(channels x cost) x {a.target_steps} steps x ({a.target_size}/{a.probe_size})^2 px "
+        f"one CPU core here: sum(channels x cost) x {a.target_steps} steps x ({a.target_size}/{a.probe_size})^2 px "
         f"= {cpu_s:.0f} s = {cpu_s / 3600:.1f} h at {a.target_steps} steps {a.target_size} px"
     )
     for g in a.gpus:
         wall = cpu_s / a.gpu_speedup / g + tasks * overhead / g
         print(
-            f"  {g} GPU(s), ASSUMED {a.gpu_speedup:g}x this CPU: {cpu_s:.0f} / {a.gpu_speedup:g} / {g} "
+            f"  {g} GPU(s), ASSUMED {a.gpu_speedup:g}x one core: {cpu_s:.0f} / {a.gpu_speedup:g} / {g} "
             f"+ {tasks} tasks x {overhead * 1000:.0f} ms / {g} = {wall:.0f} s = {wall / 3600:.2f} h"
         )
     scale_blocks = blocks / total_units
