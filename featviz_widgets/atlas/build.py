@@ -3,6 +3,7 @@ each chunk as it arrives, then the site."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ def _tile_settings(manifest: dict[str, Any], settings: AtlasSettings, chunk: Chu
 def _progress(total: int, initial: int, enabled: bool) -> Any:
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
     return tqdm(total=total, initial=initial, unit="tile", desc="atlas", smoothing=0.1)
 
@@ -147,7 +148,7 @@ def render_atlas(
     try:
         for result in results:
             c = result.chunk
-            store.write_chunk(key, result, lambda unit, c=c: _tile_settings(manifest, settings, c, unit))
+            store.write_chunk(key, result, functools.partial(_tile_settings, manifest, settings, c))
             report.rendered.append((c.layer, c.start))
             report.tiles_rendered += len(c.units)
             if bar is not None:

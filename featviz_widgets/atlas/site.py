@@ -12,6 +12,7 @@ show as empty cells.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -106,6 +107,10 @@ def _photos_key(photos: list[tuple[str, Image.Image]], k: int) -> str:
     return h.hexdigest()[:12]
 
 
+def _save_jpeg(image: Image.Image, path: Path) -> None:
+    image.save(path, format="JPEG", quality=88)
+
+
 def _exemplars(
     store: AtlasStore,
     model: FeatvizModel,
@@ -127,7 +132,7 @@ def _exemplars(
         path = folder / f"{unit}-{i}.jpg"
         crop = ex.crop.convert("RGB")
         crop.thumbnail((256, 256))
-        atomic_write(path, lambda tmp, crop=crop: crop.save(tmp, format="JPEG", quality=88))
+        atomic_write(path, functools.partial(_save_jpeg, crop))
         items.append({"file": path.name, "source": Path(ex.source).name, "score": ex.score, "box": list(ex.box)})
     write_text(listing, json.dumps(items))
     return items
