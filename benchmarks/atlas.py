@@ -96,8 +96,13 @@ def main() -> None:
         from featviz_widgets.atlas import ray_backend
 
         t0 = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        except Exception as exc:  # an overloaded machine: Ray's node start-up times out
+            print(f"ray: could not start a local instance ({str(exc).splitlines()[0]}); run again with less load")
+            a.no_ray = True
         t_init = time.perf_counter() - t0
+    if not a.no_ray:
         warm = AtlasSettings(steps=1, size=16, chunk=1, threads=1)
         t0 = time.perf_counter()
         consume(ray_backend.run_ray(model, [Chunk(a.layer, "channel", i, i + 1) for i in range(2)], warm))
