@@ -51,7 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--size", type=int, default=128)
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--chunk", type=int, default=16, help="channels rendered together in one batch (default 16)")
-    a.add_argument("--threads", type=int, help="CPU threads per chunk (default: all in-process, 1 per Ray task)")
+    a.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads per chunk (default: all cores, in both modes; 1 on Ray: one chunk per core)",
+    )
     a.add_argument("--lr", type=float, default=RenderSettings().lr)
     a.add_argument("--tv", type=float, default=0.0)
     a.add_argument("--photos", help="a folder of photos: each channel's page shows its top natural exemplars")

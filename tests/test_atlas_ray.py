@@ -96,3 +96,21 @@ def test_ray_run_resumes_what_local_started(tmp_path: Path, monkeypatch: Any) ->
     monkeypatch.setattr(build_module, "run_local", real)
     r = render_atlas(tiny, out=tmp_path, layers=["conv2"], chunk=2, ray="local", **FAST)
     assert (r.skipped, sorted(r.rendered)) == (2, [("conv2", 2), ("conv2", 4)])
+
+
+def test_cli_same_command_with_ray_local_gives_the_same_tiles(tmp_path: Path) -> None:
+    """The issue's done-criterion: ``featviz atlas`` and the same command with ``--ray local``
+    (default threads: the same in both modes) give the same tiles, under the same key."""
+    import json
+
+    from featviz_widgets.cli import main
+
+    args = ["atlas", "--layers", "stem", "--steps", "3", "--size", "32", "--chunk", "8", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "here")]) == 0
+    assert main([*args, "--out", str(tmp_path / "ray"), "--ray", "local"]) == 0
+    key = json.loads((tmp_path / "here" / "atlas.json").read_text())["key"]
+    assert json.loads((tmp_path / "ray" / "atlas.json").read_text())["key"] == key
+    a, b = tiles(tmp_path / "here", key, "stem"), tiles(tmp_path / "ray", key, "stem")
+    assert sorted(a) == sorted(b) == list(range(32))
+    for unit in a:
+        np.testing.assert_array_equal(a[unit], b[unit], err_msg=f"stem:{unit}")

@@ -88,8 +88,9 @@ def render_atlas(
     Resumable: a tile is stored under (model, layer, unit, settings) and a chunk is recorded
     once all its tiles are on disk, so the same call after an interruption renders only the
     chunks not recorded; a changed setting renders anew beside the old tiles. ``threads`` CPU
-    threads per chunk (default: all of torch's in-process, 1 per task on Ray) are part of the
-    settings: the same seed and threads give the same pixels in-process and on Ray.
+    threads per chunk (default: torch's thread count here, all cores, in both modes; a Ray task
+    asks for as many CPUs) are part of the settings: the same seed and threads give the same
+    pixels in-process and on Ray. ``threads=1`` runs one chunk per core on Ray.
 
     ``ray``: None (in-process), ``"local"`` (a Ray instance on this machine) or a cluster address
     (``HOST:PORT``, ``ray://HOST:PORT``, ``"auto"``); ``num_gpus`` per task (default 1 when the
@@ -114,11 +115,11 @@ def render_atlas(
         ray_backend.connect(ray, timeout=ray_timeout)
         gpus = float(num_gpus) if num_gpus is not None else (1.0 if ray_backend.cluster_gpus() > 0 else 0.0)
         device = "cuda" if gpus > 0 else "cpu"
-        threads = 1 if threads is None else threads
     else:
         gpus = 0.0
         device = fm.device.type
-        threads = torch.get_num_threads() if threads is None else threads
+    # The same default in both modes, so the same command gives the same tiles in-process and on Ray.
+    threads = torch.get_num_threads() if threads is None else threads
     settings = AtlasSettings(
         steps=steps,
         size=size,

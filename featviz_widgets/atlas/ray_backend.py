@@ -114,7 +114,9 @@ def run_ray(
     ray = _ray()
     shipped = model if model.device.type == "cpu" else copy.deepcopy(model).cpu()
     ref = ray.put(shipped)
-    task = _task().options(num_cpus=settings.threads, num_gpus=num_gpus)
+    # A task asks for its threads as CPUs, at most what the largest node has (else it would never run).
+    largest = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
+    task = _task().options(num_cpus=min(float(settings.threads), max(largest, 1.0)), num_gpus=num_gpus)
     pending = [task.remote([ref], chunk, settings) for chunk in chunks]
     try:
         while pending:
