@@ -70,24 +70,28 @@ def _atlas(args: argparse.Namespace) -> int:
     from .atlas import render_atlas
 
     layers = [x.strip() for x in args.layers.split(",") if x.strip()] if args.layers else None
-    report = render_atlas(
-        args.model,
-        out=args.out,
-        layers=layers,
-        logits=args.logits,
-        steps=args.steps,
-        size=args.size,
-        seed=args.seed,
-        chunk=args.chunk,
-        threads=args.threads,
-        photos=args.photos,
-        ray=args.ray,
-        num_gpus=args.num_gpus,
-        ray_timeout=args.ray_timeout,
-        progress=not args.quiet,
-        lr=args.lr,
-        tv=args.tv,
-    )
+    try:
+        report = render_atlas(
+            args.model,
+            out=args.out,
+            layers=layers,
+            logits=args.logits,
+            steps=args.steps,
+            size=args.size,
+            seed=args.seed,
+            chunk=args.chunk,
+            threads=args.threads,
+            photos=args.photos,
+            ray=args.ray,
+            num_gpus=args.num_gpus,
+            ray_timeout=args.ray_timeout,
+            progress=not args.quiet,
+            lr=args.lr,
+            tv=args.tv,
+        )
+    except KeyboardInterrupt:
+        print("featviz: interrupted; finished chunks are kept: run the same command to resume.", file=sys.stderr)
+        return 130
     print(
         json.dumps(
             {
