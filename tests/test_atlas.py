@@ -269,3 +269,14 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "is a file" in capsys.readouterr().err
     assert main(["atlas", "--layers", "stemm", "--out", str(tmp_path / "d"), "--quiet"]) == 2
     assert "Unknown layer 'stemm'" in capsys.readouterr().err
+
+
+def test_progress_bar_counts_resumed_tiles(
+    tiny: FeatvizModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    render_atlas(tiny, out=tmp_path, layers=["conv2"], chunk=2, **{**FAST, "progress": True})
+    first = capsys.readouterr().err
+    assert "6/6" in first and "tile/s" in first
+    render_atlas(tiny, out=tmp_path, layers=["conv1", "conv2"], chunk=2, **{**FAST, "progress": True})
+    second = capsys.readouterr().err
+    assert "6/10" in second and "10/10" in second  # starts at the 6 tiles done before
