@@ -158,7 +158,7 @@ def build_site(
 ) -> Path:
     """Write the pages for ``manifest`` (the tiles of its key); returns ``index.html``."""
     root, key = store.root, manifest["key"]
-    write_text(root / "atlas.css", CSS)
+    write_text(root / "atlas.css", CSS, durable=False)
     photo_list = _photo_list(photos) if photos is not None else None
     ex_key = f"{key}-{_photos_key(photo_list, exemplars)}" if photo_list else ""
     settings_rows = "".join(
@@ -179,7 +179,7 @@ def build_site(
         f"<table id='layers'><tr><th>layer</th><th>units</th><th>tiles</th></tr>{''.join(rows)}</table>\n"
         f"<h2>Settings</h2><table id='settings'>{settings_rows}</table>"
     )
-    write_text(root / "index.html", _page(f"Atlas of {manifest['model']}", body, 0))
+    write_text(root / "index.html", _page(f"Atlas of {manifest['model']}", body, 0), durable=False)
     # layer pages
     by_layer: dict[str, list[tuple[Chunk, int]]] = {}
     for layer, chunk, unit in _units(manifest):
@@ -199,7 +199,7 @@ def build_site(
             f"<p><a href='../index.html'>atlas</a> / {_e(name)}</p>\n<h1>{_e(name)}</h1>\n"
             f"<div class='grid'>{''.join(cells)}</div>"
         )
-        write_text(root / "layers" / f"{s}.html", _page(f"{name} - {manifest['model']}", body, 1))
+        write_text(root / "layers" / f"{s}.html", _page(f"{name} - {manifest['model']}", body, 1), durable=False)
     # unit pages
     for layer, chunk, unit in _units(manifest):
         name, s, kind = layer["name"], slug(layer["name"]), layer["kind"]
@@ -234,5 +234,7 @@ def build_site(
             )
             parts.append(f"<h2>Top natural exemplars</h2><div class='exemplars'>{figs}</div>")
         body = "\n".join(parts)
-        write_text(root / "units" / s / f"{unit}.html", _page(f"{name}:{unit} - {manifest['model']}", body, 2))
+        write_text(
+            root / "units" / s / f"{unit}.html", _page(f"{name}:{unit} - {manifest['model']}", body, 2), durable=False
+        )
     return root / "index.html"
