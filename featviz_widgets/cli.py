@@ -1,4 +1,4 @@
-"""Command line: ``featviz layers`` and ``featviz render``. Embedded model by default."""
+"""Command line: ``featviz layers``, ``featviz render`` and ``featviz atlas``. Embedded model by default."""
 
 from __future__ import annotations
 
@@ -41,7 +41,69 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--pixel", action="store_true", help="optimize pixels directly (no Fourier basis)")
     r.add_argument("--no-decorrelate", action="store_true", help="no colour decorrelation")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    a = sub.add_parser("atlas", help="render every channel of chosen layers into a resumable static site")
+    a.add_argument("model", nargs="?", default=None, help="model name (default: the embedded efficientnet_lite0)")
+    a.add_argument("--layers", help="comma-separated layers (default: the model's main layers)")
+    a.add_argument("--logits", action="store_true", help="also render every class logit")
+    a.add_argument("--out", required=True, help="folder for the tiles and the site (DIR/index.html)")
+    a.add_argument("--steps", type=int, default=128)
+    a.add_argument("--size", type=int, default=128)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--chunk", type=int, default=16, help="channels rendered together in one batch (default 16)")
+    a.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads per chunk (default: all cores, in both modes; 1 on Ray: one chunk per core)",
+    )
+    a.add_argument("--lr", type=float, default=RenderSettings().lr)
+    a.add_argument("--tv", type=float, default=0.0)
+    a.add_argument("--photos", help="a folder of photos: each channel's page shows its top natural exemplars")
+    a.add_argument("--ray", metavar="ADDRESS", help="run on Ray: 'local', 'auto', HOST:PORT or ray://HOST:PORT")
+    a.add_argument("--num-gpus", type=float, help="GPUs per Ray task (default: 1 when the cluster has GPUs)")
+    a.add_argument("--ray-timeout", type=float, default=10.0, help="seconds to wait for the Ray address")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _atlas(args: argparse.Namespace) -> int:
+    from .atlas import render_atlas
+
+    layers = [x.strip() for x in args.layers.split(",") if x.strip()] if args.layers else None
+    try:
+        report = render_atlas(
+            args.model,
+            out=args.out,
+            layers=layers,
+            logits=args.logits,
+            steps=args.steps,
+            size=args.size,
+            seed=args.seed,
+            chunk=args.chunk,
+            threads=args.threads,
+            photos=args.photos,
+            ray=args.ray,
+            num_gpus=args.num_gpus,
+            ray_timeout=args.ray_timeout,
+            progress=not args.quiet,
+            lr=args.lr,
+            tv=args.tv,
+        )
+    except KeyboardInterrupt:
+        print("featviz: interrupted; finished chunks are kept: run the same command to resume.", file=sys.stderr)
+        return 130
+    print(
+        json.dumps(
+            {
+                "index": str(report.index),
+                "tiles": report.total,
+                "rendered": report.tiles_rendered,
+                "resumed": report.skipped,
+                "seconds": round(report.seconds, 2),
+            }
+        )
+    )
+    return 0
 
 
 def _objective(args: argparse.Namespace) -> str:
@@ -67,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .export import save_png
 
     try:
+        if args.command == "atlas":
+            return _atlas(args)
         model = load_model(args.model)
         if args.command == "layers":
             infos = list_layers(model) if args.all else main_layers(model)

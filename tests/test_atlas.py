@@ -1,0 +1,282 @@
+"""The atlas in-process: every unit once, exact resume, the site's pages, clear errors."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from featviz_widgets import UnknownLayerError
+from featviz_widgets.atlas import AtlasStorageError, render_atlas, reproduce_code
+from featviz_widgets.atlas import build as build_module
+from featviz_widgets.atlas import store as store_module
+from featviz_widgets.atlas.plan import Chunk
+from featviz_widgets.engine.models import FeatvizModel
+from featviz_widgets.export import read_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {"steps": 3, "size": 32, "threads": 1, "progress": False}
+
+
+def tiles(out: Path, key: str, layer: str) -> dict[int, np.ndarray]:
+    folder = out / "tiles" / key / layer
+    return {int(p.stem): np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))}
+
+
+def leftovers(out: Path) -> list[Path]:
+    return [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.fixture(scope="module")
+def lite_atlas(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The embedded model's ``stem`` (32 channels) in chunks of 8, tiny steps."""
+    out = tmp_path_factory.mktemp("lite") / "atlas"
+    return render_atlas(None, out=out, layers=["stem"], chunk=8, **FAST)
+
+
+def test_embedded_layer_every_channel_once(lite_atlas: Any) -> None:
+    r = lite_atlas
+    assert (r.total, r.skipped, r.tiles_rendered) == (32, 0, 32)
+    assert r.rendered == [("stem", 0), ("stem", 8), ("stem", 16), ("stem", 24)]
+    got = tiles(r.out, r.key, "stem")
+    assert sorted(got) == list(range(32))
+    assert all(a.shape == (32, 32, 3) for a in got.values())
+    assert len({a.tobytes() for a in got.values()}) == 32  # 32 different pictures
+    # The PNG carries what Dreamer.load reads, and the atlas's own record.
+    s = read_settings(r.out / "tiles" / r.key / "stem" / "5.png")
+    assert s["target"] == {"mode": "channel", "layer": "stem", "unit": 5}
+    assert (s["size"], s["seed"], s["steps"], s["lr"]) == (32, 0, 3, 0.15)
+    assert s["atlas"] == {"key": r.key, "chunk": [0, 8], "threads": 1}
+    assert s["objective"] == "Channel('stem', 5)"
+    manifest = json.loads((r.out / "atlas.json").read_text())
+    assert manifest["settings"]["threads"] == 1 and manifest["settings"]["chunk"] == 8
+    assert manifest["layers"] == [{"name": "stem", "kind": "channel", "units": 32}]
+    assert leftovers(r.out) == []
+
+
+def test_site_pages_present_and_linked(lite_atlas: Any) -> None:
+    out = lite_atlas.out
+    index = (out / "index.html").read_text()
+    links = re.findall(r"href='([^']+)'", index)
+    assert "layers/stem.html" in links
+    layer_page = out / "layers" / "stem.html"
+    html = layer_page.read_text()
+    imgs = re.findall(r"<img src='([^']+)'", html)
+    units = re.findall(r"href='(\.\./units/stem/\d+\.html)'", html)
+    assert len(imgs) == len(units) == 32
+    for src, href in zip(imgs, units, strict=True):
+        assert (layer_page.parent / src).resolve().is_file()
+        unit_page = (layer_page.parent / href).resolve()
+        assert unit_page.is_file()
+    page = (out / "units" / "stem" / "7.html").read_text()
+    assert "../../tiles/" in page and "../../layers/stem.html" in page and "../../index.html" in page
+    assert "BatchChannels(&#x27;stem&#x27;, tuple(range(0, 8)))" in page  # the code, escaped
+    assert "rel='next' href='8.html'" in page and "rel='prev' href='6.html'" in page
+
+
+def test_reproduce_code_gives_the_tile(lite_atlas: Any) -> None:
+    r = lite_atlas
+    manifest = json.loads((r.out / "atlas.json").read_text())
+    code = reproduce_code(manifest, Chunk("stem", "channel", 8, 16), 11)
+    scope: dict[str, Any] = {}
+    exec(code, scope)
+    np.testing.assert_array_equal(np.asarray(scope["image"]), tiles(r.out, r.key, "stem")[11])
+
+
+def test_resume_after_interrupt_renders_only_the_rest(
+    tiny: FeatvizModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = render_atlas(tiny, out=tmp_path / "whole", layers=["conv2"], chunk=2, **FAST)
+    assert whole.rendered == [("conv2", 0), ("conv2", 2), ("conv2", 4)]
+
+    real = build_module.run_local
+
+    def dies_after_first(*args: Any, **kwargs: Any) -> Any:
+        it = real(*args, **kwargs)
+        yield next(it)
+        raise KeyboardInterrupt  # the run is killed after its first chunk
+
+    monkeypatch.setattr(build_module, "run_local", dies_after_first)
+    out = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        render_atlas(tiny, out=out, layers=["conv2"], chunk=2, **FAST)
+    first = {p: p.stat().st_mtime_ns for p in (out / "tiles").rglob("*.png")}
+    assert len(first) == 2
+    monkeypatch.setattr(build_module, "run_local", real)
+    again = render_atlas(tiny, out=out, layers=["conv2"], chunk=2, **FAST)
+    assert (again.skipped, again.tiles_rendered, again.rendered) == (2, 4, [("conv2", 2), ("conv2", 4)])
+    assert {p: p.stat().st_mtime_ns for p in first} == first  # finished tiles never rewritten
+    assert again.key == whole.key
+    a, b = tiles(out, again.key, "conv2"), tiles(whole.out, whole.key, "conv2")
+    assert sorted(a) == sorted(b) == list(range(6))
+    for u in a:
+        np.testing.assert_array_equal(a[u], b[u])
+    # Run once more: nothing left to do.
+    assert render_atlas(tiny, out=out, layers=["conv2"], chunk=2, **FAST).rendered == []
+
+
+def test_changed_setting_renders_anew(tiny: FeatvizModel, tmp_path: Path) -> None:
+    a = render_atlas(tiny, out=tmp_path, layers=["conv1"], chunk=4, **FAST)
+    b = render_atlas(tiny, out=tmp_path, layers=["conv1"], chunk=4, **{**FAST, "steps": 4})
+    c = render_atlas(tiny, out=tmp_path, layers=["conv1"], chunk=4, tv=0.5, **FAST)
+    assert len({a.key, b.key, c.key}) == 3
+    assert [r.tiles_rendered for r in (a, b, c)] == [4, 4, 4]
+    assert sorted(tiles(tmp_path, a.key, "conv1")) == list(range(4))  # the old tiles stay
+    assert json.loads((tmp_path / "atlas.json").read_text())["key"] == c.key  # the site shows the latest
+    same = render_atlas(tiny, out=tmp_path, layers=["conv1"], chunk=4, lr=0.15, tv=0.0, **FAST)  # the defaults
+    assert (same.key, same.tiles_rendered) == (a.key, 0)
+
+
+def test_logits_are_classes(tiny: FeatvizModel, tmp_path: Path) -> None:
+    r = render_atlas(tiny, out=tmp_path, layers=["conv1"], logits=True, chunk=4, **FAST)
+    assert r.total == 4 + 5 and sorted(tiles(tmp_path, r.key, "logits")) == list(range(5))
+    s = read_settings(tmp_path / "tiles" / r.key / "logits" / "3.png")
+    assert s["target"] == {"mode": "class", "layer": "logits", "unit": 3}
+    assert "PerImage([ClassLogit(u, layer=" in (tmp_path / "units" / "logits" / "3.html").read_text()
+
+
+def test_full_disk_keeps_finished_tiles(tiny: FeatvizModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = store_module.save_png
+    calls = {"n": 0}
+
+    def fills_up(image: Any, path: Any, settings: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 4:  # the second tile of the second chunk
+            Path(path).write_bytes(b"half a PNG")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(image, path, settings)
+
+    monkeypatch.setattr(store_module, "save_png", fills_up)
+    with pytest.raises(AtlasStorageError, match=r"the disk is full.*resume"):
+        render_atlas(tiny, out=tmp_path, layers=["conv2"], chunk=2, **FAST)
+    assert leftovers(tmp_path) == []
+    key = json.loads((tmp_path / "atlas.json").read_text())["key"]
+    assert sorted(tiles(tmp_path, key, "conv2")) == [0, 1, 2]  # tile 3 never half-written
+    monkeypatch.setattr(store_module, "save_png", real)
+    again = render_atlas(tiny, out=tmp_path, layers=["conv2"], chunk=2, **FAST)
+    assert again.rendered == [("conv2", 2), ("conv2", 4)] and sorted(tiles(tmp_path, key, "conv2")) == list(range(6))
+
+
+def test_unwritable_folder(tiny: FeatvizModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if os.geteuid() == 0:  # root writes anywhere: refuse the write the way a read-only folder does
+        real = store_module.tempfile.mkstemp
+
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+        monkeypatch.setattr(store_module.tempfile, "mkstemp", refuse)
+    else:
+        tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(AtlasStorageError, match="is not writable"):
+            render_atlas(tiny, out=tmp_path, layers=["conv1"], **FAST)
+    finally:
+        tmp_path.chmod(0o700)
+        if os.geteuid() == 0:
+            monkeypatch.setattr(store_module.tempfile, "mkstemp", real)
+
+
+def test_out_is_a_file(tiny: FeatvizModel, tmp_path: Path) -> None:
+    f = tmp_path / "atlas.html"
+    f.write_text("x")
+    with pytest.raises(AtlasStorageError, match="is a file; give a folder"):
+        render_atlas(tiny, out=f, **FAST)
+
+
+def test_unknown_layer(tiny: FeatvizModel, tmp_path: Path) -> None:
+    with pytest.raises(
+        UnknownLayerError, match=r"Unknown layer 'conv3'.*Did you mean 'conv2', 'conv1'.*Valid layers: conv1"
+    ):
+        render_atlas(tiny, out=tmp_path, layers=["conv1", "conv3"], **FAST)
+    assert not (tmp_path / "tiles").exists()
+
+
+UNREACHABLE = """
+import socket, sys, time
+import ray  # imported before the clock starts: only the connection is timed
+from featviz_widgets.atlas.ray_backend import connect
+from featviz_widgets.atlas import RayUnavailableError
+silent = socket.socket(); silent.bind(("127.0.0.1", 0)); silent.listen(8)  # accepts, never answers
+closed = socket.socket(); closed.bind(("127.0.0.1", 0)); port = closed.getsockname()[1]; closed.close()
+for address in (f"127.0.0.1:{port}", f"127.0.0.1:{silent.getsockname()[1]}", "not an address"):
+    t0 = time.monotonic()
+    try:
+        connect(address, timeout=2)
+        print("connected?!")
+    except RayUnavailableError as exc:
+        print(round(time.monotonic() - t0, 1), exc)
+sys.stdout.flush()
+import os; os._exit(0)
+"""
+
+
+@pytest.mark.slow  # imports Ray in a fresh process (~7 s)
+def test_unreachable_ray_address_errors_within_seconds() -> None:
+    pytest.importorskip("ray")
+    done = subprocess.run([sys.executable, "-c", UNREACHABLE], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 3, done.stdout + done.stderr[-2000:]
+    refused, silent, bad = (line.split(" ", 1) for line in lines)
+    assert "does not answer" in refused[1] and "--ray local" in refused[1] and float(refused[0]) < 2
+    assert "did not connect" in silent[1] and 2 <= float(silent[0]) < 8  # the 2 s timeout, then the error
+    assert "is not an address" in bad[1]
+
+
+CLI = [sys.executable, "-m", "featviz_widgets.cli", "atlas", "--layers", "blocks.0", "--chunk", "4"]
+
+
+@pytest.mark.slow
+def test_cli_killed_run_resumes(tmp_path: Path) -> None:
+    """``featviz atlas`` killed (SIGKILL) after some chunks: the same command renders only the rest."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    args = [*CLI, "--out", str(tmp_path), "--steps", "12", "--size", "48", "--threads", "1", "--quiet"]
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    records: list[Path] = []
+    while time.monotonic() < deadline and len(records) < 1 and proc.poll() is None:
+        time.sleep(0.05)
+        records = list((tmp_path / "chunks").rglob("*.json")) if (tmp_path / "chunks").exists() else []
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = len(list((tmp_path / "chunks").rglob("*.json")))
+    assert 1 <= before < 4
+    done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["tiles"] == 16 and summary["resumed"] == 4 * before and summary["rendered"] == 16 - 4 * before
+    key = json.loads((tmp_path / "atlas.json").read_text())["key"]
+    assert sorted(tiles(tmp_path, key, "blocks.0")) == list(range(16))
+    assert leftovers(tmp_path) == []
+
+
+def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from featviz_widgets.cli import main
+
+    (tmp_path / "f").write_text("x")
+    assert main(["atlas", "--out", str(tmp_path / "f"), "--quiet"]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(["atlas", "--layers", "stemm", "--out", str(tmp_path / "d"), "--quiet"]) == 2
+    assert "Unknown layer 'stemm'" in capsys.readouterr().err
+
+
+def test_progress_bar_counts_resumed_tiles(
+    tiny: FeatvizModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    render_atlas(tiny, out=tmp_path, layers=["conv2"], chunk=2, **{**FAST, "progress": True})
+    first = capsys.readouterr().err
+    assert "6/6" in first and "tile/s" in first
+    render_atlas(tiny, out=tmp_path, layers=["conv1", "conv2"], chunk=2, **{**FAST, "progress": True})
+    second = capsys.readouterr().err
+    assert "6/10" in second and "10/10" in second  # starts at the 6 tiles done before
