@@ -253,3 +253,19 @@ def test_save_then_load_into_another_widget(live: tuple[Dreamer, FakeView], tiny
         assert export is other.pages["Export"]  # the tab the file was loaded in
     finally:
         other.close()
+
+
+def test_an_atlas_tile_opens_live_from_its_picture(
+    live: tuple[Dreamer, FakeView], tiny: FeatvizModel, tmp_path: Path
+) -> None:
+    from featviz_widgets.atlas import render_atlas
+
+    d, view = live
+    report = render_atlas(tiny, out=tmp_path / "atlas", layers=["conv1"], steps=3, size=32, threads=1, progress=False)
+    tile = next((report.out / "tiles").rglob("2.png"))
+    page(d, "Export")
+    d.export._on_load({"new": [{"name": tile.name, "content": tile.read_bytes()}]})  # the upload's change
+    assert "Loaded the settings of 2.png" in d.export.message.value
+    assert wait(lambda: "conv1 channel 2 ·" in d.status.value and d.runner.snapshot().step <= 3), d.status.value
+    picture = np.asarray(Image.open(tile).convert("RGB"), np.float32)
+    assert wait(lambda: np.abs(view.picture() - picture).mean() < 25)  # it starts from the tile's picture

@@ -352,7 +352,8 @@ class LiveRunner:
             except FeatvizError as exc:  # validated on the way in, but the model may disagree
                 self._error = str(exc)
                 self._settings, self._target = r.settings, self.recording_target()
-            self._publish_snapshot(self._state())
+            state = self._state()  # show the change at once (a stopped loop shows it from _idle)
+            self._publish_snapshot(state, frame="jpeg" if state in ("running", "error") else "status")
         return True
 
     def recording_target(self) -> Target:

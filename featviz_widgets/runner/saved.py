@@ -16,7 +16,7 @@ from ..engine import RenderSettings
 from ..export import SavedSettingsError, read_png
 from .target import Target
 
-INFORMATIVE = ("model", "objective", "steps", "target")
+INFORMATIVE = ("model", "objective", "steps", "target", "atlas")  # atlas: the tile's key and chunk
 
 
 def read_saved(source: str | Path | bytes) -> tuple[RenderSettings, Target, Image.Image]:
