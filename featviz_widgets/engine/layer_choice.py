@@ -15,7 +15,8 @@ One rule for every network, read from its module tree and the probe:
    activation, the widest activation inside them (Ghiasi et al. 2022: the units of a ViT that
    are interpretable), when all of them fit the budget.
 
-Each chosen layer gets a group for a dropdown: the top-level entry it belongs to.
+Each chosen layer gets a group for a dropdown: the stage that offered it (a stage heads its
+own group), a block for its MLP activation, else the module the top level lies in.
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ def choose(net: nn.Module, records: Mapping[str, ProbeRecord], layouts: Layouts)
             top = level[0]
             continue
         break
-    groups = {n: n for n in level}
-    chosen = {n: top for n in level}
+    chosen = {n: top for n in level}  # name -> group
+    owner: dict[str, str] = {}  # a stage's child -> that stage (its group)
     blocks = list(level)
     while level:
         nxt: list[tuple[str, str]] = []
@@ -117,23 +118,21 @@ def choose(net: nn.Module, records: Mapping[str, ProbeRecord], layouts: Layouts)
             kids = tree.ran(name)
             wanted = [k for k in kids if tree.offered(k)]
             opened.extend(wanted)
-            nxt.extend((k, groups[name]) for k in wanted if k != kids[-1])
+            owner.update((k, name) for k in wanted)
+            nxt.extend((k, name) for k in wanted if k != kids[-1])
         if len(chosen) + len(nxt) > BUDGET:
             break
         blocks.extend(opened)
+        for name, stage in nxt:
+            chosen[name] = chosen[stage] = stage  # an opened stage heads its own group
         if not nxt:
             break
-        for name, group in nxt:
-            groups[name] = group
-            chosen[name] = group
-            chosen[group] = group  # an opened entry names its own group
         level = [n for n, _ in nxt]
     hidden = {}
     for block in blocks:
         mlp = tree.mlp_hidden(block)
         if mlp is not None and mlp not in chosen:
-            group = groups.get(block) or next((g for n, g in groups.items() if block.startswith(n + ".")), top)
-            hidden[mlp] = group
+            hidden[mlp] = owner.get(block, block)
     if hidden and len(chosen) + len(hidden) <= BUDGET:
         for name, group in hidden.items():
             chosen[name] = group
