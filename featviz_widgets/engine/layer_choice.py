@@ -21,6 +21,7 @@ own group), a block for its MLP activation, else the module the top level lies i
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 from torch import nn
@@ -75,7 +76,7 @@ class _Tree:
             return False
         return all(
             self.records[b].in_key is not None and self.records[b].in_key == self.records[a].out_key
-            for a, b in zip(kids, kids[1:], strict=False)
+            for a, b in itertools.pairwise(kids)
         )
 
     def mlp_hidden(self, block: str) -> str | None:

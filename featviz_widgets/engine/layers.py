@@ -130,7 +130,9 @@ def _natural_layers(model: FeatvizModel) -> list[LayerInfo]:
         else:
             layout, prefix = L.detect(rec.shape, second.get(name) if second else None, fact)
         found[name] = (layout, prefix)
-    chosen = choose(model.net, records, {n: (lay, L.channels(records[n].shape or (), lay)) for n, (lay, _) in found.items()})
+    chosen = choose(
+        model.net, records, {n: (lay, L.channels(records[n].shape or (), lay)) for n, (lay, _) in found.items()}
+    )
     layers = [
         LayerInfo(n, records[n].shape or (), records[n].order, lay, pre, chosen.get(n, ""), n in chosen)
         for n, (lay, pre) in found.items()

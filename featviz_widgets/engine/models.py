@@ -85,7 +85,9 @@ class FeatvizModel(nn.Module):
         from .layouts import check_override
 
         self.layouts = {str(k): check_override(str(k), v) for k, v in (layouts or {}).items()}
-        if prefix_tokens is not None and (isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, int) or prefix_tokens < 0):
+        if prefix_tokens is not None and (
+            isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, int) or prefix_tokens < 0
+        ):
             raise ModelInputError(f"prefix_tokens must be an integer >= 0, got {prefix_tokens!r}.")
         self.prefix_tokens = prefix_tokens
         self._accepts: dict[int, bool] = {}  # input sides the model runs on (input_size.accepts)

@@ -108,7 +108,7 @@ _REPLACEMENTS: dict[Callable[..., Any], Callable[..., torch.Tensor]] = {
 }
 
 
-class redirected(TorchFunctionMode):  # noqa: N801 - used as a context manager, like torch's modes
+class redirected(TorchFunctionMode):
     """Within this context, ReLU-like calls on tensors that need a gradient get the redirected
     gradient. Returns new tensors (an ``inplace=True`` call does not modify its input)."""
 

@@ -39,8 +39,8 @@ def cached_weights(cfg: dict[str, Any]) -> Path | None:
         try:
             from huggingface_hub import try_to_load_from_cache
         except ImportError:
-            try_to_load_from_cache = None
-        if try_to_load_from_cache is not None:
+            pass
+        else:
             repo, _, revision = str(hub_id).partition("@")
             for filename in _HF_FILES:
                 found = try_to_load_from_cache(repo, filename, revision=revision or None)
@@ -62,7 +62,9 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
         try:
             from safetensors.torch import load_file
         except ImportError as exc:
-            raise WeightsError(f"Reading {str(path)!r} needs the safetensors package: pip install safetensors.") from exc
+            raise WeightsError(
+                f"Reading {str(path)!r} needs the safetensors package: pip install safetensors."
+            ) from exc
         try:
             return load_file(str(path))
         except Exception as exc:
