@@ -139,7 +139,14 @@ def test_vit_below_its_size_and_class_token() -> None:
     with pytest.raises(InvalidSettingError, match="no class token"):
         Renderer(model, ClassToken("conv_proj", 0), size=64)
     x = torch.rand(2, 3, 128, 128)  # capture feeds the model its own size
-    assert capture(model, x, [layer])[layer].shape == (2, 197, 64)
+    later = []
+    handle = model.module_for("encoder.ln").register_forward_hook(lambda *a: later.append(1))
+    try:
+        assert capture(model, x, [layer])[layer].shape == (2, 197, 64)
+        assert capture(model, x, ["encoder.layers.encoder_layer_0.mlp.1"])  # stops inside a block
+    finally:
+        handle.remove()
+    assert later == []  # the truncated forward never ran past the target
 
 
 def test_layout_override() -> None:
@@ -151,7 +158,7 @@ def test_layout_override() -> None:
         load_model(net, input_size=16, layouts={"1": "nhwc"})
 
 
-@pytest.mark.parametrize("family", ["vit", "swin", "resnet"])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_widget_opens_with_its_defaults(family: str) -> None:
     from featviz_widgets.view import Dreamer
 

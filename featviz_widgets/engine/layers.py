@@ -204,6 +204,7 @@ def capture(model: FeatvizModel, x: torch.Tensor, layers: Iterable[str]) -> dict
         if name not in infos:
             raise unknown_layer(name, list(infos))
     deepest = max(wanted, key=lambda n: infos[n].order)
+    x = fit_input(model, x)  # before the hooks: a model that takes one size only sees that size
     outputs: dict[str, torch.Tensor] = {}
     owner = threading.get_ident()  # hooks fire only for this thread's forward pass
 
@@ -221,7 +222,6 @@ def capture(model: FeatvizModel, x: torch.Tensor, layers: Iterable[str]) -> dict
                 raise _TargetReached
 
         handles.append(module.register_forward_hook(hook))
-    x = fit_input(model, x)  # a model that takes one size only sees that size
     try:
         final = model(x)
         if deepest in wanted and deepest not in outputs:
