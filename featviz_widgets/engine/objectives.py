@@ -25,19 +25,39 @@ import torch.nn.functional as F
 
 from ..errors import ChannelRangeError, InvalidSettingError, ObjectiveSyntaxError, unknown_layer
 from .layers import LayerInfo
+from .layouts import TOKENS, to_nchw
 from .models import LOGITS
 
 
 @dataclass
 class Context:
-    """What an objective sees: captured outputs by layer name, and the untransformed image."""
+    """What an objective sees: captured outputs by layer name, the untransformed image and,
+    from the renderer, the layers' LayerInfo (their layouts)."""
 
     activations: Mapping[str, torch.Tensor]
     image: torch.Tensor
+    layers: Mapping[str, LayerInfo] | None = None
 
     @property
     def batch(self) -> int:
         return self.image.shape[0]
+
+    def spatial(self, layer: str) -> torch.Tensor:
+        """The layer's output as (N, C, H, W) on its true channel axis (a view): patch tokens
+        as their grid, channels-last maps permuted, vectors 1x1. Without LayerInfo, guessed
+        from the shape (``as_spatial``)."""
+        act = self.activations[layer]
+        info = self.layers.get(layer) if self.layers is not None else None
+        if info is None:
+            return as_spatial(act)
+        return to_nchw(act, info.layout, info.prefix_tokens, layer)
+
+    def prefix(self, layer: str) -> torch.Tensor:
+        """The class/register tokens of a token layer, (N, P, C)."""
+        act = self.activations[layer]
+        info = self.layers.get(layer) if self.layers is not None else None
+        prefix = info.prefix_tokens if info is not None else (1 if act.dim() == 3 else 0)
+        return act[:, :prefix]
 
 
 def as_spatial(act: torch.Tensor) -> torch.Tensor:
@@ -189,7 +209,7 @@ class Channel(_Unit):
     batch: int | None = None
 
     def __call__(self, ctx: Context) -> torch.Tensor:
-        act = as_spatial(ctx.activations[self.layer])
+        act = ctx.spatial(self.layer)
         return _only(act[:, self.channel].mean(dim=(1, 2)), self.batch)
 
     def check(self, layers: Mapping[str, LayerInfo], batch: int) -> None:
@@ -212,7 +232,7 @@ class Neuron(_Unit):
     batch: int | None = None
 
     def __call__(self, ctx: Context) -> torch.Tensor:
-        act = as_spatial(ctx.activations[self.layer])
+        act = ctx.spatial(self.layer)
         h, w = act.shape[-2:]
         y = h // 2 if self.y is None else min(self.y, h - 1)
         x = w // 2 if self.x is None else min(self.x, w - 1)
@@ -222,8 +242,8 @@ class Neuron(_Unit):
         super().check(layers, batch)
         info = layers[self.layer]
         _check_index(self.channel, info.channels, "channel", self.layer)
-        if info.is_spatial:
-            _, h, w = info.shape
+        if info.grid is not None:
+            h, w = info.grid
             if self.x is not None:
                 _check_index(self.x, w, "x position", self.layer)
             if self.y is not None:
@@ -237,11 +257,41 @@ class Neuron(_Unit):
 
 
 @dataclass(frozen=True, eq=True, repr=False)
+class ClassToken(_Unit):
+    """One channel of a transformer's class token (``token`` 0), or of another prefix token
+    (registers, distillation): what a ViT's head reads."""
+
+    channel: int = 0
+    token: int = 0
+    batch: int | None = None
+
+    def __call__(self, ctx: Context) -> torch.Tensor:
+        return _only(ctx.prefix(self.layer)[:, self.token, self.channel], self.batch)
+
+    def check(self, layers: Mapping[str, LayerInfo], batch: int) -> None:
+        super().check(layers, batch)
+        info = layers[self.layer]
+        if info.layout != TOKENS or info.prefix_tokens == 0:
+            raise InvalidSettingError(
+                f"Layer {self.layer!r} has no class token (layout {info.layout}, "
+                f"{info.prefix_tokens} prefix tokens); class-token objectives need a transformer's token layer."
+            )
+        _check_index(self.token, info.prefix_tokens, "prefix token", self.layer)
+        _check_index(self.channel, info.channels, "channel", self.layer)
+        _check_batch(self.batch, batch)
+
+    def __repr__(self) -> str:
+        extra = f", token={self.token}" if self.token else ""
+        extra += f", batch={self.batch}" if self.batch is not None else ""
+        return f"ClassToken({self.layer!r}, {self.channel}{extra})"
+
+
+@dataclass(frozen=True, eq=True, repr=False)
 class DeepDream(_Unit):
     """Mean squared activation of a whole layer: amplifies whatever the layer already sees."""
 
     def __call__(self, ctx: Context) -> torch.Tensor:
-        act = as_spatial(ctx.activations[self.layer])
+        act = ctx.spatial(self.layer)
         return act.pow(2).mean(dim=(1, 2, 3))
 
     def __repr__(self) -> str:
@@ -299,7 +349,7 @@ class Direction(Objective):
         self.layers = frozenset({layer})
 
     def __call__(self, ctx: Context) -> torch.Tensor:
-        act = as_spatial(ctx.activations[self.layer])
+        act = ctx.spatial(self.layer)
         v = self.vector.to(act.device, act.dtype)
         dot = torch.einsum("nchw,c->nhw", act, v)
         if self.cossim_power:
@@ -348,7 +398,7 @@ class BatchChannels(_Unit):
     channels: tuple[int, ...] = ()
 
     def __call__(self, ctx: Context) -> torch.Tensor:
-        act = as_spatial(ctx.activations[self.layer])
+        act = ctx.spatial(self.layer)
         idx = torch.as_tensor(self.channels, device=act.device)
         rows = torch.arange(act.shape[0], device=act.device)
         return act[rows, idx].mean(dim=(1, 2))
@@ -370,7 +420,7 @@ class Diversity(_Unit):
     matrix at ``layer`` and the others'. Add it (weighted) to push a batch apart."""
 
     def __call__(self, ctx: Context) -> torch.Tensor:
-        act = as_spatial(ctx.activations[self.layer])
+        act = ctx.spatial(self.layer)
         n, c = act.shape[:2]
         if n < 2:
             return act.new_zeros(n)
@@ -440,10 +490,11 @@ class BlurPenalty(_ImagePenalty):
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)\s*\*"
     r"|(?P<op>[+-])"
-    r"|(?P<atom>[A-Za-z0-9_][\w.]*(?::\d+(?:@\d+,\d+)?)?))"
+    r"|(?P<atom>[A-Za-z0-9_][\w.]*(?::\d+(?:@(?:\d+,\d+|cls))?)?))"
 )
 GRAMMAR = (
-    "'layer' (DeepDream), 'layer:channel', 'layer:channel@x,y' (neuron), 'logits:class', "
+    "'layer' (DeepDream), 'layer:channel', 'layer:channel@x,y' (neuron), 'layer:channel@cls' "
+    "(class token), 'logits:class', "
     "combined with + and - and optional 'weight*' prefixes, e.g. 'blocks.8:5 - 0.5*blocks.8:7'"
 )
 
@@ -453,6 +504,8 @@ def _atom(text: str, logits_layer: str) -> Objective:
     if not rest:
         return DeepDream(layer)
     index, _, pos = rest.partition("@")
+    if pos == "cls":
+        return ClassToken(layer, int(index))
     if pos:
         x, y = (int(v) for v in pos.split(","))
         return Neuron(layer, int(index), x=x, y=y)

@@ -23,12 +23,14 @@ from PIL import Image
 
 from ..errors import InvalidSettingError
 from .allocator import keep_freed_memory
+from .input_size import fed_size
 from .layers import capture, layers_by_name
 from .models import FeatvizModel, ensure_model
 from .objectives import L1, BlurPenalty, Context, Objective, TotalVariation, as_objective
 from .optim import ImageOptimizer, adam
 from .param import ImageParam
 from .photos import pil_to_tensor
+from .redirect import redirected
 from .settings import RenderSettings, check_int
 from .transforms import random_affine
 
@@ -96,6 +98,7 @@ class Renderer:
         self.step_count = 0
         self.history: list[float] = []
         self.objective = self._checked(as_objective(objective), self.settings.batch)
+        self._layers = layers_by_name(self.model)
         self._init_image = _image_tensor(init_image) if init_image is not None else None
         self._build(keep=None)
 
@@ -124,6 +127,16 @@ class Renderer:
         # GPU step never waits to read them back, and a seed gives the same transforms everywhere.
         self.generator = torch.Generator().manual_seed(int(s.seed))
         self._snapshot = [p.detach().clone() for p in self.param.parameters()]
+        self._redirect_left = s.redirect_steps
+
+    def _fed_size(self) -> tuple[int, int] | None:
+        """The (height, width) the model is fed, None for the canvas as it is: the requested
+        ``input_size`` or the canvas, when the model takes it, else the model's own size."""
+        s = self.settings
+        canvas = s.size if isinstance(s.size, tuple) else (s.size, s.size)
+        wanted = (s.input_size, s.input_size) if s.input_size else canvas
+        fed = fed_size(self.model, wanted)
+        return None if fed == canvas else fed
 
     # --- live changes ---------------------------------------------------------------------------
     def update(self, keep_image: bool = True, **changes: Any) -> None:
@@ -165,6 +178,7 @@ class Renderer:
         optimizer state); otherwise the image restarts from the seed."""
         self.objective = self._checked(as_objective(objective), self.settings.batch)
         self.history = []
+        self._redirect_left = self.settings.redirect_steps
         if keep_image:
             self.optimizer = _adam(self.param, self.settings.lr)
         else:
@@ -187,18 +201,22 @@ class Renderer:
         """Image, objective values (N,) and loss for the current parameters (with transforms)."""
         s = self.settings
         image = self.param()
-        out = (s.input_size, s.input_size) if s.input_size else None
+        out = self._fed_size()
         n = image.shape[0]
         # views > 1: one batch of n * views transformed copies ([all images, view 0], [view 1]...);
         # the objective sees one view at a time, so batch-aware objectives keep their meaning.
         x = random_affine(image.repeat(s.views, 1, 1, 1) if s.views > 1 else image, s.transform, self.generator, out)
-        acts = capture(self.model, x, self.objective.layers)
-        ctx = Context(acts, image)
+        if self._redirect_left > 0:  # the first steps: no channel starts dead (redirect.py)
+            with redirected():
+                acts = capture(self.model, x, self.objective.layers)
+        else:
+            acts = capture(self.model, x, self.objective.layers)
+        ctx = Context(acts, image, self._layers)
         if s.views == 1:
             values = self.objective(ctx)
         else:
             per_view = [
-                self.objective(Context({k: a[v * n : (v + 1) * n] for k, a in acts.items()}, image))
+                self.objective(Context({k: a[v * n : (v + 1) * n] for k, a in acts.items()}, image, self._layers))
                 for v in range(s.views)
             ]
             values = torch.stack(per_view).mean(0)
@@ -224,6 +242,7 @@ class Renderer:
         else:
             self._save_snapshot()
         self.step_count += 1
+        self._redirect_left -= 1
         value = float(values.detach().mean())
         self.history.append(value)
         info = StepInfo(self.step_count, value, loss_value, time.perf_counter() - t0, warning)
@@ -265,12 +284,9 @@ class Renderer:
         """Objective values (N,) of the current image without transforms."""
         image = self.param()
         s = self.settings
-        x = (
-            image
-            if not s.input_size
-            else random_affine(image, s.transform.__class__(strength=0), None, (s.input_size,) * 2)
-        )
-        return self.objective(Context(capture(self.model, x, self.objective.layers), image))
+        out = self._fed_size()
+        x = image if out is None else random_affine(image, s.transform.__class__(strength=0), None, out)
+        return self.objective(Context(capture(self.model, x, self.objective.layers), image, self._layers))
 
     def record(self) -> dict[str, Any]:
         """The settings that reproduce this image, as plain data."""

@@ -65,6 +65,9 @@ class RenderSettings:
     # recognized after 64 steps from 14/15 and 12/15 to 14/15 and 14/15 on its two class sets
     # at 1.7x the step time; worth it where a batch is nearly free, as on a GPU.
     views: int = 1
+    # Steps (from a start or an objective change) with Lucid's redirected ReLU gradient
+    # (redirect.py), so channels inactive on the starting image still move it; 0 turns it off.
+    redirect_steps: int = 16
 
     def __post_init__(self) -> None:
         if isinstance(self.size, (tuple, list)):
@@ -80,6 +83,7 @@ class RenderSettings:
         _number("Fourier decay", self.decay, 0.0, 4.0)
         check_int("seed", self.seed, 0, 2**63 - 1)
         check_int("views", self.views, 1, 64)
+        check_int("redirect_steps", self.redirect_steps, 0, 1_000_000)
         if self.input_size is not None:
             check_size(self.input_size)
         if not isinstance(self.transform, TransformConfig):
@@ -117,4 +121,4 @@ class RenderSettings:
         return cls().replace(**data)
 
     # Which changes the running optimization can absorb without rebuilding the image.
-    LIVE_FIELDS = frozenset({"lr", "l1", "tv", "blur", "transform", "input_size", "views"})
+    LIVE_FIELDS = frozenset({"lr", "l1", "tv", "blur", "transform", "input_size", "views", "redirect_steps"})
