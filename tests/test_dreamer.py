@@ -201,3 +201,27 @@ def test_view_that_stops_acknowledging_counts_as_gone() -> None:
     assert w.abandoned(grace=5.0) and w.view_count == 0  # ...but silence this long means nobody is there
     browser_says(w, {"type": "visibility", "view": "v2", "visible": True})
     assert not w.abandoned(grace=5.0)
+
+
+@pytest.mark.slow
+def test_a_vision_transformer_offers_its_class_token(comms: None) -> None:
+    import torch
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(0)
+    net = VisionTransformer(image_size=64, patch_size=16, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64)
+    d = Dreamer(net, size=32, fps=30)
+    try:
+        view = FakeView(d.image_widget)
+        layer = shown(d, W.Dropdown, description="layer")
+        labels = [label for label, _ in layer.options]
+        assert any("(32 ch, 4x4, +1 class token)" in label for label in labels), labels
+        token_layer = next(value for label, value in layer.options if "class token" in label)
+        user_sets(layer, token_layer)
+        user_sets(shown(d, W.Dropdown, description="objective"), "token")
+        user_sets(shown(d, W.IntSlider, description="channel"), 3)
+        assert wait(lambda: f"{token_layer} token 3 ·" in d.status.value, 30), d.status.value
+        assert wait(lambda: view.image.width == 32)  # a canvas below the model's 64 px input works
+        view.close()
+    finally:
+        d.close()

@@ -154,6 +154,8 @@ def objective_code(target: Target, channels: int) -> str:
         expr = f"DeepDream({target.layer!r})"
     elif target.mode == "class":
         expr = f"ClassLogit({target.unit})"
+    elif target.mode == "token":
+        expr = f"ClassToken({target.layer!r}, {target.unit})"
     elif target.mode == "mix":
         expr = (
             f"{target.alpha!r} * Channel({target.layer!r}, {target.unit}) + "

@@ -11,17 +11,28 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine import Channel, ClassLogit, DeepDream, Direction, Diversity, Neuron, Objective, parse_objective
+from ..engine import (
+    Channel,
+    ClassLogit,
+    ClassToken,
+    DeepDream,
+    Direction,
+    Diversity,
+    Neuron,
+    Objective,
+    parse_objective,
+)
 from ..engine.models import LOGITS
 from ..errors import InvalidSettingError
 
-MODES = ("channel", "neuron", "deepdream", "class", "direction", "mix", "custom")
+MODES = ("channel", "neuron", "deepdream", "class", "token", "direction", "mix", "custom")
 
 
 @dataclass(frozen=True)
 class Target:
     """``mode`` picks the objective: ``channel``/``neuron`` use ``layer`` and ``unit``;
-    ``deepdream`` the whole ``layer``; ``class`` the logit ``unit``; ``direction`` a random
+    ``deepdream`` the whole ``layer``; ``class`` the logit ``unit``; ``token`` channel ``unit`` of
+    a transformer layer's class token; ``direction`` a random
     direction in ``layer`` drawn from ``direction_seed`` (or ``vector``); ``mix`` is
     alpha * channel ``unit`` + (1 - alpha) * channel ``unit_b``; ``custom`` parses ``expression``.
     ``diversity`` > 0 adds that weight of the Diversity term (useful with a batch)."""
@@ -56,6 +67,8 @@ class Target:
             obj = DeepDream(self.layer)
         elif self.mode == "class":
             obj = ClassLogit(self.unit, layer=LOGITS)
+        elif self.mode == "token":
+            obj = ClassToken(self.layer, self.unit)
         elif self.mode == "mix":
             obj = self.alpha * Channel(self.layer, self.unit) + (1 - self.alpha) * Channel(self.layer, self.unit_b)
         elif self.mode == "direction":

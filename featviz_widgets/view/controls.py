@@ -26,6 +26,7 @@ MODE_LABELS = {
     "neuron": "Neuron (centre)",
     "deepdream": "DeepDream (whole layer)",
     "class": "Class logit",
+    "token": "Class token (transformers)",
     "direction": "Random direction",
     "mix": "Mix two channels (alpha)",
 }
@@ -36,6 +37,7 @@ MODE_CONTROLS = {
     "neuron": ("layer", "unit"),
     "deepdream": ("layer",),
     "class": ("klass",),
+    "token": ("layer", "unit"),
     "direction": ("layer", "direction_row"),
     "mix": ("layer", "unit", "unit_b", "alpha"),
 }
@@ -51,10 +53,11 @@ def layer_options(layers: list[LayerInfo]) -> list[tuple[str, str]]:
     """Dropdown entries ``group › name  (C ch, HxW)``, grouped in the order the layers run."""
     options = []
     for info in layers:
-        group = getattr(info, "group", None)
-        prefix = f"{group} › " if group and group != info.name else ""
-        grid = "x".join(map(str, info.shape[1:])) if info.is_spatial else ""
+        prefix = f"{info.group} › " if info.group and info.group != info.name else ""
+        grid = "x".join(map(str, info.grid)) if info.grid else ""
         detail = f"{info.channels} ch" + (f", {grid}" if grid else "")
+        if info.prefix_tokens:
+            detail += f", +{info.prefix_tokens} class token" + ("s" if info.prefix_tokens > 1 else "")
         options.append((f"{prefix}{info.name}  ({detail})", info.name))
     return options
 
@@ -135,6 +138,14 @@ class Controls:
 def build_controls(
     layers: list[LayerInfo], layer: str, classes: list[str], size: int, lr: float, seed: int
 ) -> Controls:
+    """The controls for a model with these ``layers``: modes it cannot use are not offered
+    (class logits need ``classes``; class tokens a transformer's token layer)."""
+    offered = [
+        (label, key)
+        for key, label in MODE_LABELS.items()
+        if (key != "class" or classes) and (key != "token" or any(i.prefix_tokens for i in layers))
+    ]
+
     def slider(description: str, tooltip: str) -> W.FloatSlider:
         return W.FloatSlider(
             0.0,
@@ -157,7 +168,7 @@ def build_controls(
     rates = sorted({*LEARNING_RATES, lr})
     return Controls(
         mode=W.Dropdown(
-            options=[(label, key) for key, label in MODE_LABELS.items()],
+            options=offered,
             value="channel",
             description="objective",
             layout=wide_layout(),

@@ -137,7 +137,10 @@ class Dreamer(W.HBox):
         self.model = model if isinstance(model, FeatvizModel) else load_model(model)
         layers = [i for i in main_layers(self.model) if i.name != LOGITS]
         if not layers:
-            raise FeatvizError("The model has no layer with a (C, H, W) output to visualize.")
+            raise FeatvizError(
+                "The model has no layer to visualize: none outputs a feature map, tokens or channels "
+                "(see featviz_widgets.list_layers(model)); pass layouts={...} to load_model if the probe misread them."
+            )
         self._infos = layers_by_name(self.model)
         layer = layer or ("blocks.8" if "blocks.8" in {i.name for i in layers} else layers[len(layers) // 2].name)
         if layer not in self._infos:
