@@ -83,11 +83,16 @@ def coherence(responses: torch.Tensor, embeddings: torch.Tensor, sources: Sequen
     return torch.tensor(out)
 
 
-def chance_coherence(embeddings: torch.Tensor, sources: Sequence[str], m: int = 5, draws: int = 200) -> float:
-    """The coherence of ``m`` random crops from distinct photos (the floor any direction is read against)."""
-    g = torch.Generator().manual_seed(0)
-    scores = torch.rand(len(sources), draws, generator=g)
-    return float(coherence(scores, embeddings, sources, m).nanmean())
+def chance_coherence(embeddings: torch.Tensor, sources: Sequence[str], limit: int = 2000) -> float:
+    """The coherence of crops drawn at random from distinct photos: the mean cosine over every pair
+    of crops from different photos (of at most ``limit`` crops), the floor a direction is read against."""
+    idx = torch.randperm(len(sources), generator=torch.Generator().manual_seed(0))[:limit]
+    ids = {name: i for i, name in enumerate(dict.fromkeys(sources))}
+    src = torch.tensor([ids[sources[i]] for i in idx.tolist()])
+    other = src[:, None] != src[None, :]
+    if not bool(other.any()):
+        return float("nan")
+    return float(_cos(embeddings[idx], embeddings[idx])[other].mean())
 
 
 def two_afc(
@@ -413,7 +418,7 @@ def compare_bases(
         for method in all_methods
         for v in [values[(layer, method, measure)]]
     ]
-    chance = {"selectivity": 0.0, "coherence": chance_coherence(emb, probe.sources, exemplars), "2afc": 0.5}
+    chance = {"selectivity": 0.0, "coherence": chance_coherence(emb, probe.sources), "2afc": 0.5}
     table = BasesTable(rows, probe.n_images, probe.n_crops, chance)
     return Comparison(table, sheets, found, values)
 

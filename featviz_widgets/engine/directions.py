@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +65,8 @@ class MissingExtraError(FeatvizError, ImportError):
 
 def _sklearn() -> Any:
     try:
-        import sklearn.cluster
-        import sklearn.decomposition
+        import sklearn.cluster  # type: ignore[import-untyped]
+        import sklearn.decomposition  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - the test venv has it
         raise MissingExtraError(
             "PCA/NMF/ICA/k-means directions need scikit-learn: pip install 'featviz-widgets[directions]'."
@@ -225,7 +226,7 @@ def collect(
     def flush() -> None:
         if not pending:
             return
-        x = torch.cat([pil_to_tensor(c.resize((size, size), Image.BILINEAR)) for c in pending])
+        x = torch.cat([pil_to_tensor(c.resize((size, size), Image.Resampling.BILINEAR)) for c in pending])
         with torch.no_grad():
             acts = capture(model, x.to(model.device), layers)
             for name in layers:
@@ -238,7 +239,7 @@ def collect(
             if judge is not None:
                 embeddings.append(embed(judge[0], judge[1], x))
         if thumbnail:
-            thumbs.extend(c.resize((thumbnail, thumbnail), Image.BILINEAR) for c in pending)
+            thumbs.extend(c.resize((thumbnail, thumbnail), Image.Resampling.BILINEAR) for c in pending)
         pending.clear()
 
     for name, img in iter_images(images):
@@ -321,7 +322,9 @@ def fit_directions(
         d = _orient(sk.decomposition.PCA(n_components=k, random_state=seed).fit(x).components_, x)
     elif method == "ica":
         ica = sk.decomposition.FastICA(n_components=k, whiten="unit-variance", random_state=seed, max_iter=400)
-        d = _orient(ica.fit(x).components_, x)
+        with warnings.catch_warnings():  # rank-deficient samples divide by zero singular values it then drops
+            warnings.simplefilter("ignore", RuntimeWarning)
+            d = _orient(ica.fit(x).components_, x)
     elif method == "nmf":
         low = float(x.min())
         if low < 0 and negative == "error":
@@ -457,7 +460,9 @@ def neuron_groups(
     photo = to_rgb(photo)
     side = input_size or model.input_size
     scale = side / min(photo.size)
-    resized = photo.resize((max(16, round(photo.width * scale)), max(16, round(photo.height * scale))), Image.BILINEAR)
+    resized = photo.resize(
+        (max(16, round(photo.width * scale)), max(16, round(photo.height * scale))), Image.Resampling.BILINEAR
+    )
     with torch.no_grad():
         act = as_spatial(capture(model, pil_to_tensor(resized).to(model.device), [layer])[layer])[0].float().cpu()
     _, h, w = act.shape
