@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from featviz_widgets.engine.bases import (
     MEASURES,
@@ -17,12 +18,12 @@ from featviz_widgets.engine.bases import (
     chance_coherence,
     coherence,
     compare_bases,
-    directions_gallery,
     judge_layer,
     selectivity,
     top_per_source,
     two_afc,
 )
+from featviz_widgets.engine.direction_views import directions_gallery, grid, groups_sheet
 from featviz_widgets.engine.directions import DirectionsError
 from featviz_widgets.engine.models import FeatvizModel, wrap_module
 from featviz_widgets.engine.objectives import Direction
@@ -137,3 +138,41 @@ def test_directions_gallery(planted: FeatvizModel) -> None:
     assert isinstance(live, Direction) and live.layer == "mix" and torch.allclose(live.vector, U1)
     with pytest.raises(DirectionsError, match="expected k x 8"):
         directions_gallery(planted, "mix", torch.ones(2, 5), steps=1, size=32)
+
+
+def test_directions_from_photos_and_views(planted: FeatvizModel) -> None:
+    from featviz_widgets.engine.direction_views import directions_from_photos
+    from featviz_widgets.engine.directions import neuron_groups
+    from featviz_widgets.engine.explore import Sheet
+
+    sheet = directions_from_photos(planted, "mix", planted_images(6), "nmf", 2, steps=2, size=32)
+    assert [label.split(" · ")[0] for label in sheet.labels] == ["nmf #0", "nmf #1"]
+    assert all("selectivity" in label for label in sheet.labels) and sheet.settings["method"] == "nmf"
+    assert float((sheet.directions @ U1).max()) > 0.95
+    img = grid(Sheet(sheet.images * 2, ["a #0", "a #1", "b #0", "b #1"]), gap=4, label_width=10)
+    assert img.size == (10 + 2 * 36, 2 * 36 - 4)
+    arr = np.zeros((32, 32, 3), np.uint8)
+    arr[:, :16, 0] = 255
+    arr[:, 16:, 1] = 120
+    groups = neuron_groups(planted, "mix", Image.fromarray(arr), k=2)
+    tiles = groups_sheet(planted, groups, steps=1, size=32)
+    assert len(tiles.images) == 2 and tiles.images[0].size == (32, 66)
+
+
+@pytest.mark.slow
+def test_bases_benchmark_runs() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    args = ["--layers", "blocks.2", "--methods", "neuron,pca", "--k", "1", "--seeds", "0", "--steps", "1"]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bases.py"), *args, "--size", "32", "--max-images", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "crops of 2 photos" in done.stdout and "| 2afc | blocks.2 |" in done.stdout and "ratio:" in done.stdout

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ..errors import InvalidSettingError
 from .directions import ImagesArg, collect, embed, fit_directions, load_directions
@@ -243,64 +242,6 @@ def answer(table: BasesTable, threshold: float = 2.0) -> str:
 # --- rendering and comparing --------------------------------------------------------------------
 
 
-@dataclass
-class DirectionSheet(Sheet):
-    """A gallery of directions of one layer; ``objective(i)`` opens tile i as a live objective."""
-
-    layer: str = ""
-    directions: torch.Tensor = field(default_factory=lambda: torch.empty(0))
-    cossim_power: float = 0.0
-
-    def objective(self, i: int) -> Direction:
-        return Direction(self.layer, self.directions[i], cossim_power=self.cossim_power)
-
-
-def directions_gallery(
-    model: FeatvizModel | str | None,
-    layer: str,
-    directions: torch.Tensor | np.ndarray | str,
-    *,
-    labels: Sequence[str] | None = None,
-    scores: Mapping[str, Sequence[float]] | None = None,
-    steps: int = 64,
-    size: int = 96,
-    seed: int = 0,
-    cossim_power: float = 0.0,
-    batch: int = 32,
-    progress: Progress | None = None,
-    cancel: threading.Event | None = None,
-    **settings: Any,
-) -> DirectionSheet:
-    """Render each row of ``directions`` (k x C; a tensor, array or .npy/.pt path) with
-    ``Direction(layer, d, cossim_power=...)``, ``batch`` at a time with identical settings. Labels
-    carry ``scores`` (measure -> one value a direction); ``values`` are the objective values."""
-    model = ensure_model(model)
-    d = load_directions(directions, layer_info(model, layer).channels)
-    steps, batch = check_int("steps", steps, 1, 100_000), check_int("batch", batch, 1, 1024)
-    names = list(labels) if labels is not None else [f"{layer} direction {i}" for i in range(len(d))]
-    for measure, vals in (scores or {}).items():
-        names = [f"{n} · {measure} {float(v):.3g}" for n, v in zip(names, vals, strict=True)]
-    images: list[Image.Image] = []
-    values: list[float] = []
-    done = 0
-    for start in range(0, len(d), batch):
-        chunk = d[start : start + batch]
-        objective = PerImage([Direction(layer, v, cossim_power=cossim_power) for v in chunk])
-        r = Renderer(model, objective, batch=len(chunk), size=size, seed=seed, **settings)
-        done = _optimize(r, steps, progress, cancel, done=done, total=steps * len(d), weight=len(chunk))
-        images += r.pil_images()
-        values += r.measure().tolist()
-    return DirectionSheet(
-        images,
-        names,
-        {"layer": layer, "steps": steps, "size": size, "seed": seed, "cossim_power": cossim_power, **settings},
-        values,
-        layer=layer,
-        directions=d,
-        cossim_power=cossim_power,
-    )
-
-
 def judge_layer(judge: FeatvizModel) -> str:
     """The judge's penultimate layer: the last main layer before the logits (``head`` for Lite2)."""
     names = [i.name for i in main_layers(judge) if i.name != LOGITS]
@@ -434,13 +375,11 @@ __all__ = [
     "MEASURES",
     "BasesTable",
     "Comparison",
-    "DirectionSheet",
     "Row",
     "answer",
     "chance_coherence",
     "coherence",
     "compare_bases",
-    "directions_gallery",
     "judge_layer",
     "selectivity",
     "top_per_source",
