@@ -292,7 +292,9 @@ def compare_bases(
     measures. Directions are found from ``fit_images`` (default: the probe ``images`` themselves)
     and scored on ``images`` (None: ``probe_images()``); ``user`` maps a name to a k x C matrix per
     layer (``{layer: matrix}``) or to one matrix for every layer. One render batch per layer and
-    seed holds every method's directions, with the same settings."""
+    seed holds every method's directions, with the same settings. Each seed draws its own neurons
+    and random directions, starts NMF/ICA/k-means from its own state, fits on its own random 80% of
+    the sampled positions and renders from its own initial image."""
     model = ensure_model(model)
     judge_model = ensure_model(judge)
     jl = judge_layer(judge_model)
@@ -323,13 +325,17 @@ def compare_bases(
     for seed in seeds:
         for layer in layers:
             channels = layer_info(model, layer).channels
+            samples = fit.samples[layer]  # each seed fits on its own random 80% of the sampled positions
+            keep = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed))[
+                : max(1, len(samples) * 4 // 5)
+            ]
             blocks: list[tuple[str, torch.Tensor]] = []
             for method in all_methods:
                 if user is not None and method in user:
                     mat = user[method][layer] if isinstance(user[method], Mapping) else user[method]
                     d = load_directions(mat, channels)
                 else:
-                    d = fit_directions(fit.samples[layer], method, min(k, channels), seed=seed, negative=negative)
+                    d = fit_directions(samples[keep], method, min(k, channels), seed=seed, negative=negative)
                 found[(layer, method, seed)] = d
                 blocks.append((method, d))
             stacked = torch.cat([d for _, d in blocks])
