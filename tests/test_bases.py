@@ -89,6 +89,11 @@ def test_answer_is_written_from_the_numbers() -> None:
     assert "in 3 of 3" in text and "beats neurons clearly in 0 of 3" in text and "210 crops of 15 photos" in text
     flipped = [Row(r.layer, r.method, r.measure, -r.mean if r.method == "neuron" else r.mean, r.std, r.n) for r in rows]
     assert "clearly below in 3" in answer(BasesTable(flipped, 15, 210))
+    assert answer(BasesTable(flipped, 15, 210)).startswith("Neurons score below random directions here")
+    no_random = [r for r in rows if r.method != "random"]
+    assert answer(BasesTable(no_random, 15, 210, in_sample=False)).startswith("A direction learned")
+    assert "found on other photos" in answer(BasesTable(no_random, 15, 210, in_sample=False))
+    assert answer(BasesTable([r for r in rows if r.method == "pca"], 15, 210)).startswith("No neuron directions")
 
 
 @pytest.fixture

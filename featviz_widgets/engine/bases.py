@@ -141,6 +141,7 @@ class BasesTable:
     n_photos: int
     n_crops: int
     chance: dict[str, float] = field(default_factory=dict)
+    in_sample: bool = True
 
     def get(self, layer: str, method: str, measure: str) -> Row:
         for r in self.rows:
@@ -197,18 +198,23 @@ def answer(table: BasesTable, threshold: float = 2.0) -> str:
     """Plain words from the table's numbers: neurons vs random, and the best learned basis vs
     neurons, per layer and measure, counting gaps larger than ``threshold`` standard errors."""
     methods = table.methods
-    learned = [m for m in methods if m in LEARNED or m not in ("neuron", "random")]
+    if "neuron" not in methods:
+        return "No neuron directions in this table: nothing to say about whether neurons are special."
+    with_random = "random" in methods
+    learned = [m for m in methods if m not in ("neuron", "random")]
     lines, above, below, beaten, total = [], 0, 0, 0, 0
     for layer in table.layers:
         parts = []
         for measure in MEASURES:
             total += 1
-            n, z = table.get(layer, "neuron", measure), _versus(table, layer, "neuron", "random", measure)
-            rnd = table.get(layer, "random", measure)
-            verdict = "above" if z > threshold else "below" if z < -threshold else "level with"
-            above += verdict == "above"
-            below += verdict == "below"
-            part = f"{measure}: neurons {n.mean:.3f} vs random {rnd.mean:.3f} ({verdict}, {z:+.1f} SE)"
+            n = table.get(layer, "neuron", measure)
+            part = f"{measure}: neurons {n.mean:.3f}"
+            if with_random:
+                z = _versus(table, layer, "neuron", "random", measure)
+                verdict = "above" if z > threshold else "below" if z < -threshold else "level with"
+                above += verdict == "above"
+                below += verdict == "below"
+                part += f" vs random {table.get(layer, 'random', measure).mean:.3f} ({verdict}, {z:+.1f} SE)"
             if learned:
                 best = max(learned, key=lambda m: table.get(layer, m, measure).mean)
                 zb = _versus(table, layer, best, "neuron", measure)
@@ -216,25 +222,35 @@ def answer(table: BasesTable, threshold: float = 2.0) -> str:
                 part += f"; best learned {best} {table.get(layer, best, measure).mean:.3f} ({zb:+.1f} SE vs neurons)"
             parts.append(part)
         lines.append(f"- {layer}: " + "; ".join(parts) + ".")
-    if above > total / 2 and below == 0:
-        head = "Neurons are special compared with random directions here"
-    elif above == 0 and below == 0:
-        head = "Neurons are not distinguishable from random directions here"
-    else:
-        head = "The evidence on neurons vs random directions is mixed here"
-    summary = (
-        f"{head}: neurons score clearly above random directions in {above} of {total} layer x measure "
-        f"comparisons and clearly below in {below} (gaps over {threshold:g} standard errors)."
-    )
+    summary = ""
+    if with_random:
+        if above == 0 and below == 0:
+            head = "Neurons are not distinguishable from random directions here"
+        elif below == 0:
+            head = (
+                "Neurons are special compared with random directions here"
+                if above > total / 2
+                else ("Neurons are at most slightly special compared with random directions here")
+            )
+        elif above == 0:
+            head = "Neurons score below random directions here"
+        else:
+            head = "The evidence on neurons vs random directions is mixed here"
+        summary = (
+            f"{head}: neurons score clearly above random directions in {above} of {total} layer x measure "
+            f"comparisons and clearly below in {below} (gaps over {threshold:g} standard errors). "
+        )
     if learned:
         summary += (
-            f" A direction learned from the photos ({', '.join(learned)}) beats neurons clearly in {beaten} of {total}."
+            f"A direction learned from the photos ({', '.join(learned)}) beats neurons clearly in {beaten} of {total}. "
         )
+    fitted = (
+        "found and scored on the same photos (in-sample)" if table.in_sample else "found on other photos than scored"
+    )
     summary += (
-        f" These rest on {table.n_crops} crops of {table.n_photos} photos and {table.rows[0].n} directions a cell, "
-        "with the same photos used to find and to score the directions unless fit_images is given: "
-        "a small, in-sample probe set; run the same call on a folder of your own photos (e.g. ImageNet validation "
-        "images) for a firmer answer."
+        f"These rest on {table.n_crops} crops of {table.n_photos} photos and {table.rows[0].n} directions a cell, "
+        f"{fitted}; a small probe set gives a rough answer: the same call on a folder of your own photos "
+        "(e.g. ImageNet validation images) gives a firmer one."
     )
     return summary + "\n" + "\n".join(lines)
 
@@ -366,7 +382,7 @@ def compare_bases(
         for v in [values[(layer, method, measure)]]
     ]
     chance = {"selectivity": 0.0, "coherence": chance_coherence(emb, probe.sources), "2afc": 0.5}
-    table = BasesTable(rows, probe.n_images, probe.n_crops, chance)
+    table = BasesTable(rows, probe.n_images, probe.n_crops, chance, in_sample=fit_images is None)
     return Comparison(table, sheets, found, values)
 
 
