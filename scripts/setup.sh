@@ -10,4 +10,4 @@ fi
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # torch/torchvision first, pinned to the releases this project is tested with.
 .venv/bin/python -c "import torch, torchvision" 2>/dev/null || "${PIP[@]}" torch==2.14.1 torchvision==0.29.1
-"${PIP[@]}" -e ".[test,notebook,lite,ray]"
+"${PIP[@]}" -e ".[test,notebook,lite,ray,timm,directions]"
