@@ -24,9 +24,13 @@ from .engine import (
     RenderSettings,
     TotalVariation,
     TransformConfig,
+    compare_bases,
+    find_directions,
     list_layers,
+    load_directions,
     load_model,
     main_layers,
+    neuron_groups,
     parse_objective,
     render,
 )
@@ -70,9 +74,13 @@ __all__ = [
     "UnknownLayerError",
     "WeightsError",
     "__version__",
+    "compare_bases",
+    "find_directions",
     "list_layers",
+    "load_directions",
     "load_model",
     "main_layers",
+    "neuron_groups",
     "parse_objective",
     "render",
 ]
@@ -84,4 +92,8 @@ def __getattr__(name: str) -> object:
         from . import view
 
         return getattr(view, name)
+    if name == "render_atlas":  # the atlas loads Ray only when asked for
+        from .atlas import render_atlas
+
+        return render_atlas
     raise AttributeError(f"module 'featviz_widgets' has no attribute {name!r}")

@@ -269,3 +269,20 @@ def test_an_atlas_tile_opens_live_from_its_picture(
     assert wait(lambda: "conv1 channel 2 ·" in d.status.value and d.runner.snapshot().step <= 3), d.status.value
     picture = np.asarray(Image.open(tile).convert("RGB"), np.float32)
     assert wait(lambda: np.abs(view.picture() - picture).mean() < 25)  # it starts from the tile's picture
+
+
+def test_directions_from_photos_gallery_opens_a_direction_live(live: tuple[Dreamer, FakeView]) -> None:
+    d, view = live
+    explore = page(d, "Explore")
+    user_sets(shown(explore, W.Dropdown, description="method"), "pca")
+    user_sets(shown(explore, W.IntSlider, description="directions"), 3)
+    user_clicks(shown(explore, W.Button, description="Directions from photos"))
+    d.job.wait(300)
+    assert d.explore.message.value == "", d.explore.message.value
+    gallery = d.explore.directions.gallery
+    assert gallery.layout.display != "none" and (gallery.width, gallery.height) == (2 * 96 + 2, 2 * 108 + 2)
+    browser_says(gallery, {"type": "click", "x": 96 + 2 + 10, "y": 10})  # tile 1
+    assert wait(lambda: "conv2 direction ·" in d.status.value), d.status.value
+    target = d.runner.snapshot().target
+    assert target.mode == "direction" and len(target.vector) == 6
+    assert np.allclose(target.vector, d.explore.directions.sheet.directions[1].numpy())

@@ -1,5 +1,8 @@
 """The engine: pure torch feature visualization. Imports nothing from the widget layers."""
 
+from .bases import compare_bases
+from .direction_views import directions_from_photos, directions_gallery
+from .directions import find_directions, load_directions, neuron_groups
 from .layers import LayerInfo, capture, layer_info, list_layers, main_layers
 from .models import FeatvizModel, load_model
 from .objectives import (
@@ -48,10 +51,16 @@ __all__ = [
     "TotalVariation",
     "TransformConfig",
     "capture",
+    "compare_bases",
+    "directions_from_photos",
+    "directions_gallery",
+    "find_directions",
     "layer_info",
     "list_layers",
+    "load_directions",
     "load_model",
     "main_layers",
+    "neuron_groups",
     "parse_objective",
     "random_affine",
     "render",

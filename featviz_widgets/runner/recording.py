@@ -123,6 +123,7 @@ _EXTRA_NAMES = (
     ("featviz_widgets.engine.photos", "load_photo"),
     ("featviz_widgets.engine.photos", "sample_photo"),
     ("featviz_widgets.engine.explore", "layer_gallery"),
+    ("featviz_widgets.engine.direction_views", "directions_from_photos"),
 )
 
 

@@ -13,6 +13,7 @@ from ..engine import explore
 from ..runner import PhotoStart, Target
 from ..runner.encode import labelled_grid, tile_index
 from .controls import STYLE, wide_layout
+from .directions_section import DirectionsSection
 from .host import Host
 from .live_image import LiveImage
 from .parts import error_html, png_widget, progress_bar, section, tiles_box
@@ -41,6 +42,7 @@ class ExplorePanel:
         self.exemplars = W.VBox([])
         self.message = W.HTML("")
         self.bar = progress_bar()
+        self.directions = DirectionsSection(host, self.message, self.bar)
         self.compare_button.on_click(lambda _b: self.compare())
         self.new_directions.on_click(lambda _b: self.compare(new=True))
         self.interp_button.on_click(lambda _b: self.interpolate())
@@ -62,6 +64,7 @@ class ExplorePanel:
                 section("Layer gallery:", "every channel, rendered in batches. Click a tile to open it live."),
                 self.gallery_button,
                 self.gallery,
+                *self.directions.widgets,
                 section("Natural exemplars:", "the photo crops that excite the current target most."),
                 self.exemplar_button,
                 self.folder,
