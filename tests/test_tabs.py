@@ -98,7 +98,7 @@ def test_exemplars_report_a_ratio(live: tuple[Dreamer, FakeView]) -> None:
 def test_a_job_error_shows_in_its_own_tab(live: tuple[Dreamer, FakeView]) -> None:
     d, _ = live
     explore = page(d, "Explore")
-    user_sets(shown(explore, W.Text), "/no/such/folder")
+    user_sets(shown(explore, W.Text, description="image folder"), "/no/such/folder")
     user_clicks(shown(explore, W.Button, description="Natural exemplars"))
     d.job.wait()
     assert "not a folder" in d.explore.message.value and "⚠" in d.explore.message.value

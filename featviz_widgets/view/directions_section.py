@@ -23,7 +23,9 @@ class DirectionsSection:
         self.host, self.message, self.bar = host, message, bar
         self.method = W.Dropdown(options=METHODS, value="nmf", description="method", layout=wide_layout(), style=STYLE)
         self.k = W.IntSlider(6, min=2, max=12, description="directions", layout=wide_layout(), style=STYLE)
-        self.folder = W.Text("", placeholder="folder of photos (empty: the probe photos)", layout=wide_layout())
+        self.folder = W.Text(
+            "", placeholder="empty: the probe photos", description="photo folder", layout=wide_layout(), style=STYLE
+        )
         self.button = W.Button(description="Directions from photos", layout=W.Layout(width="250px"))
         self.gallery = LiveImage(display_size=0, pixelated=True)
         self.gallery.layout.display = "none"

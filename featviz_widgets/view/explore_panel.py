@@ -38,7 +38,13 @@ class ExplorePanel:
         self.gallery_layer = ""
         self.gallery_cell = (0, 0)  # (height with caption, width) of one tile in the grid
         self.exemplar_button = W.Button(description="Natural exemplars", layout=button)
-        self.folder = W.Text("", placeholder="folder of images (empty: bundled samples)", layout=wide_layout())
+        self.folder = W.Text(
+            "",
+            placeholder="empty: bundled samples",
+            description="image folder",
+            layout=wide_layout(),
+            style=STYLE,
+        )
         self.exemplars = W.VBox([])
         self.message = W.HTML("")
         self.bar = progress_bar()
