@@ -1,5 +1,10 @@
 """Servers and a browser for the end-to-end tests: JupyterLab and Voila on 127.0.0.1, driven by
-Python Playwright in Debian's /usr/bin/chromium (never a Playwright-downloaded browser)."""
+Python Playwright in Debian's /usr/bin/chromium (never a Playwright-downloaded browser).
+
+One Jupyter server per test session serves every host that runs as a server extension:
+JupyterLab (``lab_url``), Notebook 7 (``notebook7_url``) and Voila's ``/voila/render/``
+(``voila_extension_url``); standalone Voila (``voila_url``) is its own process. tests/conftest.py
+sends every ``browser`` test to one xdist worker, so each server starts once."""
 
 from __future__ import annotations
 
@@ -83,10 +88,17 @@ def _stop(proc: subprocess.Popen[bytes], log: Any) -> None:
     log.close()
 
 
-@pytest.fixture(scope="module")
+# Each host opens its own copy of the quickstart, so each gets its own kernel.
+HOST_FOLDERS = ("notebook7", "voila")
+
+
+@pytest.fixture(scope="session")
 def notebook_dir() -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix="featviz-e2e-"))
     shutil.copy(ROOT / "notebooks" / "quickstart.ipynb", tmp / "quickstart.ipynb")
+    for folder in HOST_FOLDERS:
+        (tmp / folder).mkdir()
+        shutil.copy(ROOT / "notebooks" / "quickstart.ipynb", tmp / folder / "quickstart.ipynb")
     yield tmp
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -100,8 +112,9 @@ def _isolated_env() -> dict[str, str]:
     )
 
 
-@pytest.fixture(scope="module")  # module scope: its kernels end with the browser tests
-def lab_url(notebook_dir: Path) -> Iterator[str]:
+@pytest.fixture(scope="session")  # its kernels end with the session's browser tests
+def jupyter_server(notebook_dir: Path) -> Iterator[str]:
+    """One Jupyter server (JupyterLab, Notebook 7 and Voila's extension) for the session."""
     port = _free_port()
     settings = Path(tempfile.mkdtemp())
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
@@ -121,6 +134,7 @@ def lab_url(notebook_dir: Path) -> Iterator[str]:
         "--ServerApp.password=",
         "--ServerApp.disable_check_xsrf=True",
         "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
         "--LabApp.extension_manager=readonly",
         "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
@@ -137,7 +151,25 @@ def lab_url(notebook_dir: Path) -> Iterator[str]:
         _stop(proc, log)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def lab_url(jupyter_server: str) -> str:
+    """JupyterLab: ``{lab_url}/lab/tree/quickstart.ipynb``."""
+    return jupyter_server
+
+
+@pytest.fixture(scope="session")
+def notebook7_url(jupyter_server: str) -> str:
+    """Notebook 7's page for its own copy of the quickstart."""
+    return f"{jupyter_server}/notebooks/notebook7/quickstart.ipynb"
+
+
+@pytest.fixture(scope="session")
+def voila_extension_url(jupyter_server: str) -> str:
+    """Voila as a Jupyter server extension (as on Binder or JupyterHub), rendering its own copy."""
+    return f"{jupyter_server}/voila/render/voila/quickstart.ipynb"
+
+
+@pytest.fixture(scope="session")
 def voila_url(notebook_dir: Path) -> Iterator[str]:
     port = _free_port()
     args = [
