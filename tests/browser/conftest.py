@@ -88,6 +88,34 @@ def _stop(proc: subprocess.Popen[bytes], log: Any) -> None:
     log.close()
 
 
+def _delete_all(server: str, kind: str) -> None:
+    """DELETE every entry of ``/api/{kind}`` (sessions or kernels) of a Jupyter server."""
+    with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(f"{server}/api/{kind}", timeout=10) as r:
+        for entry in json.load(r):
+            request = urllib.request.Request(f"{server}/api/{kind}/{entry['id']}", method="DELETE")
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(request, timeout=30).close()
+
+
+def _shut_down_kernels(server: str) -> None:
+    """End every notebook session and kernel of a Jupyter server; the server stays up, and a
+    notebook opened later gets a new kernel."""
+    _delete_all(server, "sessions")
+    _delete_all(server, "kernels")  # those without a session (Voila's)
+
+
+_JUPYTER_SERVERS: list[str] = []  # base URLs of this session's Jupyter servers
+
+
+@pytest.hookimpl(trylast=True)  # after the test's own fixtures are torn down
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last browser test of a run of them, end the kernels their notebooks started:
+    the session's servers outlive the browser tests, their kernels (~1 GB each) need not."""
+    if nextitem is None or nextitem.get_closest_marker("browser") is None:
+        for server in _JUPYTER_SERVERS:
+            _shut_down_kernels(server)
+
+
 # Each host opens its own copy of the quickstart, so each gets its own kernel.
 HOST_FOLDERS = ("notebook7", "voila")
 
@@ -146,8 +174,10 @@ def jupyter_server(notebook_dir: Path) -> Iterator[str]:
     proc, log = _start(args, notebook_dir / "lab.log")
     try:
         _wait_http(proc, f"http://127.0.0.1:{port}/api/status")
+        _JUPYTER_SERVERS.append(f"http://127.0.0.1:{port}")
         yield f"http://127.0.0.1:{port}"
     finally:
+        _JUPYTER_SERVERS.clear()
         _stop(proc, log)
 
 

@@ -5,6 +5,7 @@ loop follows the slider and the picture changes."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -69,9 +70,9 @@ def _end_sessions(server: str, folder: str) -> None:
         sessions = json.load(r)
     for s in sessions:
         if s.get("path", "").startswith(f"{folder}/"):
-            urllib.request.urlopen(
-                urllib.request.Request(f"{server}/api/sessions/{s['id']}", method="DELETE"), timeout=30
-            ).close()
+            request = urllib.request.Request(f"{server}/api/sessions/{s['id']}", method="DELETE")
+            with contextlib.suppress(OSError):  # already gone
+                urllib.request.urlopen(request, timeout=30).close()
 
 
 @pytest.fixture
