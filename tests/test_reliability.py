@@ -216,7 +216,8 @@ def test_live_out_of_memory_falls_back_and_says_so(dreamer: Dreamer, monkeypatch
 
     monkeypatch.setattr(r, "step", step)
     assert wait(lambda: r.settings.size == 32)
-    assert "continuing at 32 px" in dreamer.runner.status["warning"]
+    # The worker halves the size first and then writes the warning: wait for both.
+    assert wait(lambda: "continuing at 32 px" in dreamer.runner.status["warning"]), dreamer.runner.status
     step_now = dreamer.runner.status["step"]
     assert wait(lambda: dreamer.runner.status["step"] > step_now + 2)
 
