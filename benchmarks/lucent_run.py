@@ -3,8 +3,8 @@
 Lucent's ``render_vis`` registers a forward hook on every module of the model and never removes
 them. The benchmarks hand Lucent the engine's own model object (same network, side by side), so
 each Lucent run would leave ~400 more hooks that every later pass of the engine, the floor and
-Lucent itself runs through: after five Lucent runs the floor at ``blocks.2`` took 9.1 instead of
-7.8 ms. ``render_vis`` below restores the model's hooks as they were before the call.
+Lucent itself runs through, slowing every column (figures: docs/decisions.md, "Benchmarking against
+Lucent without its hooks"). ``render_vis`` below restores the model's hooks as they were before the call.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ control changes, printing resident memory, steps/s and frames/s every interval.
     .venv/bin/python benchmarks/soak.py --minutes 60 --interval 60 [--size 128]
 
 The last line compares the final interval to the first: memory growth (MB) and the frame-rate
-ratio. Not a test: the figures go to README.
+ratio. Not a test: the figures go to docs/performance.md.
 """
 
 from __future__ import annotations

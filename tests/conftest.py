@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -10,6 +11,37 @@ from comm.base_comm import BaseComm
 from torch import nn
 
 from featviz_widgets.engine.models import FeatvizModel, wrap_module
+
+# --- running in parallel (pytest-xdist: scripts/test.sh runs -n N --dist loadgroup) ----------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In an xdist worker, split the CPU between the workers: torch's intra-op threads, and the
+    OpenMP/MKL default of the processes tests start (kernels, servers, benchmarks), so N workers
+    on N cores do not run N*N threads. Tests that set a thread count themselves still do."""
+    config.addinivalue_line("markers", "xdist_group(name): run in the same xdist worker (pytest-xdist)")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if "PYTEST_XDIST_WORKER" in os.environ and workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(threads)
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, str(threads))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every ``browser`` test goes to one worker (the group shares its session's servers and
+    Chromium); in a worker, browser and ``slow`` tests come first so no long test starts last.
+    Applies to any test file: mark a test ``browser`` or ``slow`` and it is scheduled so."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+    if "PYTEST_XDIST_WORKER" in os.environ:
+
+        def rank(item: pytest.Item) -> int:
+            return 0 if item.get_closest_marker("browser") else 1 if item.get_closest_marker("slow") else 2
+
+        items.sort(key=rank)  # stable: the order within each rank is the collection's
 
 
 class TinyNet(nn.Module):

@@ -4,12 +4,13 @@ glibc's malloc gives large freed blocks back to the kernel (blocks above a thres
 between 128 KB and 32 MB are separate mappings, the top of the heap is trimmed, and threads other
 than the main one get arenas of at most 64 MB), and maps them afresh on the next allocation;
 every page of a fresh mapping faults on its first write. A step allocates and frees the same
-activations every time, so with glibc's defaults a 224 px step at ``blocks.2`` took hundreds to
-3,500 page faults (up to 3 ms of a 10 ms step, varying with what the heap held before: the main
-source of run-to-run noise in the benchmarks), and a batch of 32 images 150,000-460,000 (more
-than half of the step). With one arena for all threads, blocks up to 256 MB kept in the heap and
-the heap top trimmed only past 2 GB, the same pages are reused: no faults once the heap has
-settled (after ~15 steps), and batch renders on CPU run 2.2-2.4x faster (benchmarks/cpu_runtime.py).
+activations every time, so with glibc's defaults every step faults its activations in again: a
+large share of a one-image step, varying with what the heap held before (the main source of
+run-to-run noise in the benchmarks), and more than half of a batch's step. With one arena for
+all threads, blocks up to 256 MB kept in the heap and the heap top trimmed only past 2 GB, the
+same pages are reused: no faults once the heap has settled, and batch renders on CPU run much
+faster. The figures (benchmarks/cpu_runtime.py) are in docs/performance.md, "The CPU process";
+the measurements behind this design in docs/decisions.md.
 
 The price: the process keeps its peak heap after a large render instead of shrinking, and threads
 share one malloc arena (a lock; negligible next to a step). Only glibc (Linux) is changed, once per

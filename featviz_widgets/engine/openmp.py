@@ -4,11 +4,11 @@ PyTorch's CPU ops run their parallel loops on an OpenMP team owned by the callin
 a model leaves the main thread with a team whose workers then sit idle; when a render thread
 builds its own team, libgomp counts more threads than CPUs and makes every worker sleep right
 after each parallel region (a spin of 100 iterations instead of 300,000), so each of the hundreds
-of parallel regions in a step waits for a futex wake-up. On the 2-core CI machine a 224 px
-``blocks.2`` forward+backward took 8-10 ms on the main thread and 13.7 ms on a second thread
-(1.3 of 2 cores busy); after the main thread released its idle team with OpenMP 5's
-``omp_pause_resource_all``, 10 ms on the second thread too (2 cores busy). The team comes back
-by itself the next time the main thread runs a parallel op.
+of parallel regions in a step waits for a futex wake-up, and the render thread keeps the cores
+only partly busy. Once the main thread has released its idle team with OpenMP 5's
+``omp_pause_resource_all``, the render thread runs as fast as the main thread did (figures:
+docs/decisions.md, "The CPU process"). The team comes back by itself the next time the main
+thread runs a parallel op.
 
 Linux only (the runtime is found among the loaded libraries); elsewhere this does nothing.
 """

@@ -2,8 +2,8 @@
 
 The engine optimizes one or two small tensors (a few hundred KB) with one learning rate. For
 them ``torch.optim.Adam(fused=True)`` spends more time sorting its tensors by device and dtype,
-checking graph-capture state and building per-group lists than in its fused kernel: about
-0.3 ms of a 10 ms step at an early layer on the 2-core CPU. ``FusedAdam`` keeps the state
+checking graph-capture state and building per-group lists than in its fused kernel (a few
+percent of a step at an early layer on a CPU; docs/decisions.md). ``FusedAdam`` keeps the state
 tensors itself and calls the same kernel (``torch._fused_adam_``) directly, so its updates are
 bitwise those of ``torch.optim.Adam(fused=True)`` (tests/test_optim.py).
 """

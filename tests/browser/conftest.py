@@ -1,5 +1,10 @@
 """Servers and a browser for the end-to-end tests: JupyterLab and Voila on 127.0.0.1, driven by
-Python Playwright in Debian's /usr/bin/chromium (never a Playwright-downloaded browser)."""
+Python Playwright in Debian's /usr/bin/chromium (never a Playwright-downloaded browser).
+
+One Jupyter server per test session serves every host that runs as a server extension:
+JupyterLab (``lab_url``), Notebook 7 (``notebook7_url``) and Voila's ``/voila/render/``
+(``voila_extension_url``); standalone Voila (``voila_url``) is its own process. tests/conftest.py
+sends every ``browser`` test to one xdist worker, so each server starts once."""
 
 from __future__ import annotations
 
@@ -83,10 +88,45 @@ def _stop(proc: subprocess.Popen[bytes], log: Any) -> None:
     log.close()
 
 
-@pytest.fixture(scope="module")
+def _delete_all(server: str, kind: str) -> None:
+    """DELETE every entry of ``/api/{kind}`` (sessions or kernels) of a Jupyter server."""
+    with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(f"{server}/api/{kind}", timeout=10) as r:
+        for entry in json.load(r):
+            request = urllib.request.Request(f"{server}/api/{kind}/{entry['id']}", method="DELETE")
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(request, timeout=30).close()
+
+
+def _shut_down_kernels(server: str) -> None:
+    """End every notebook session and kernel of a Jupyter server; the server stays up, and a
+    notebook opened later gets a new kernel."""
+    _delete_all(server, "sessions")
+    _delete_all(server, "kernels")  # those without a session (Voila's)
+
+
+_JUPYTER_SERVERS: list[str] = []  # base URLs of this session's Jupyter servers
+
+
+@pytest.hookimpl(trylast=True)  # after the test's own fixtures are torn down
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last browser test of a run of them, end the kernels their notebooks started:
+    the session's servers outlive the browser tests, their kernels (~1 GB each) need not."""
+    if nextitem is None or nextitem.get_closest_marker("browser") is None:
+        for server in _JUPYTER_SERVERS:
+            _shut_down_kernels(server)
+
+
+# Each host opens its own copy of the quickstart, so each gets its own kernel.
+HOST_FOLDERS = ("notebook7", "voila")
+
+
+@pytest.fixture(scope="session")
 def notebook_dir() -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix="featviz-e2e-"))
     shutil.copy(ROOT / "notebooks" / "quickstart.ipynb", tmp / "quickstart.ipynb")
+    for folder in HOST_FOLDERS:
+        (tmp / folder).mkdir()
+        shutil.copy(ROOT / "notebooks" / "quickstart.ipynb", tmp / folder / "quickstart.ipynb")
     yield tmp
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -100,8 +140,9 @@ def _isolated_env() -> dict[str, str]:
     )
 
 
-@pytest.fixture(scope="module")  # module scope: its kernels end with the browser tests
-def lab_url(notebook_dir: Path) -> Iterator[str]:
+@pytest.fixture(scope="session")  # its kernels end with the session's browser tests
+def jupyter_server(notebook_dir: Path) -> Iterator[str]:
+    """One Jupyter server (JupyterLab, Notebook 7 and Voila's extension) for the session."""
     port = _free_port()
     settings = Path(tempfile.mkdtemp())
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
@@ -121,6 +162,7 @@ def lab_url(notebook_dir: Path) -> Iterator[str]:
         "--ServerApp.password=",
         "--ServerApp.disable_check_xsrf=True",
         "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
         "--LabApp.extension_manager=readonly",
         "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
@@ -132,12 +174,32 @@ def lab_url(notebook_dir: Path) -> Iterator[str]:
     proc, log = _start(args, notebook_dir / "lab.log")
     try:
         _wait_http(proc, f"http://127.0.0.1:{port}/api/status")
+        _JUPYTER_SERVERS.append(f"http://127.0.0.1:{port}")
         yield f"http://127.0.0.1:{port}"
     finally:
+        _JUPYTER_SERVERS.clear()
         _stop(proc, log)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def lab_url(jupyter_server: str) -> str:
+    """JupyterLab: ``{lab_url}/lab/tree/quickstart.ipynb``."""
+    return jupyter_server
+
+
+@pytest.fixture(scope="session")
+def notebook7_url(jupyter_server: str) -> str:
+    """Notebook 7's page for its own copy of the quickstart."""
+    return f"{jupyter_server}/notebooks/notebook7/quickstart.ipynb"
+
+
+@pytest.fixture(scope="session")
+def voila_extension_url(jupyter_server: str) -> str:
+    """Voila as a Jupyter server extension (as on Binder or JupyterHub), rendering its own copy."""
+    return f"{jupyter_server}/voila/render/voila/quickstart.ipynb"
+
+
+@pytest.fixture(scope="session")
 def voila_url(notebook_dir: Path) -> Iterator[str]:
     port = _free_port()
     args = [
