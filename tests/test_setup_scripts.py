@@ -107,7 +107,8 @@ def repo(tmp_path: Path) -> Repo:
 
 
 PINS = "torch==2.14.1 torchvision==0.29.1"
-EDITABLE = "-e .[test,notebook,lite]"
+EXTRAS = ".[test,notebook,lite,ray,timm,directions]"
+EDITABLE = f"-e {EXTRAS}"
 
 
 def test_fresh_setup_makes_a_venv_installs_pinned_torch_and_stamps_it(repo: Repo) -> None:
@@ -128,7 +129,7 @@ def test_second_run_installs_nothing_until_pyproject_or_setup_changes(repo: Repo
         f.write("\n# a new dependency\n")
     assert repo.run("setup.sh", torch=None).returncode == 0
     # The venv exists (and its python, the fake, finds no torch): torch and the package again.
-    assert [c.split()[-1] for c in repo.commands()] == ["torchvision==0.29.1", ".[test,notebook,lite]"]
+    assert [c.split()[-1] for c in repo.commands()] == ["torchvision==0.29.1", EXTRAS]
     again = repo.run("setup.sh", torch=None)
     assert repo.commands() == [] and "up to date" in again.stdout
 
@@ -138,7 +139,7 @@ def test_an_installed_torch_in_the_venv_is_kept(repo: Repo) -> None:
     (repo.root / ".venv" / ".featviz-setup").unlink()
     out = repo.run("setup.sh", torch="2.14.1")
     assert out.returncode == 0 and "torch already importable in .venv" in out.stdout
-    assert [c.split()[-1] for c in repo.commands()] == [".[test,notebook,lite]"]
+    assert [c.split()[-1] for c in repo.commands()] == [EXTRAS]
 
 
 def test_system_torch_is_reused_when_new_enough(repo: Repo) -> None:
