@@ -272,7 +272,7 @@ def test_an_atlas_tile_opens_live_from_its_picture(
 
 
 def test_directions_from_photos_gallery_opens_a_direction_live(live: tuple[Dreamer, FakeView]) -> None:
-    d, view = live
+    d, _ = live
     explore = page(d, "Explore")
     user_sets(shown(explore, W.Dropdown, description="method"), "pca")
     user_sets(shown(explore, W.IntSlider, description="directions"), 3)
