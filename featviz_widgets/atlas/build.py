@@ -56,7 +56,7 @@ def _tile_settings(manifest: dict[str, Any], settings: AtlasSettings, chunk: Chu
 def _progress(total: int, initial: int, enabled: bool) -> Any:
     if not enabled:
         return None
-    from tqdm.auto import tqdm  # type: ignore[import-untyped]
+    from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, unit="tile", desc="atlas", smoothing=0.1)
 

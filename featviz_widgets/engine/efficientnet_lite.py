@@ -66,9 +66,9 @@ VARIANTS = {
 
 
 def _round_filters(filters: int, width: float, divisor: int = 8) -> int:
-    filters *= width
-    new = max(divisor, int(filters + divisor / 2) // divisor * divisor)
-    if new < 0.9 * filters:
+    scaled = filters * width
+    new = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    if new < 0.9 * scaled:
         new += divisor
     return int(new)
 
@@ -126,6 +126,9 @@ class SamePadConv2d(nn.Conv2d):
 
 
 class ConvBNAct(nn.Sequential):
+    conv: SamePadConv2d
+    bn: nn.Module  # BatchNorm2d, or Identity once fold_batchnorm has folded it
+
     def __init__(
         self,
         cin: int,
@@ -240,8 +243,12 @@ def fold_batchnorm(net: nn.Module) -> int:
     folded."""
     folded = 0
     for module in net.modules():
-        if isinstance(module, ConvBNAct) and isinstance(getattr(module, "bn", None), nn.BatchNorm2d):
-            conv, bn = module.conv, module.bn
+        bn = getattr(module, "bn", None) if isinstance(module, ConvBNAct) else None
+        if isinstance(module, ConvBNAct) and isinstance(bn, nn.BatchNorm2d):
+            conv = module.conv
+            # Built with affine=True and running stats (see ConvBNAct), so none of these is None.
+            assert bn.weight is not None and bn.bias is not None
+            assert bn.running_mean is not None and bn.running_var is not None
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
             conv.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
             bias = bn.bias - bn.running_mean * scale

@@ -37,6 +37,8 @@ class PerImage(Objective):
     """Image i of the batch maximizes ``objectives[i]``: several targets rendered side by side
     with identical settings (same steps, schedule and parameterization)."""
 
+    layers: frozenset[str]
+
     def __init__(self, objectives: Sequence[Objective]) -> None:
         if not objectives:
             raise InvalidSettingError("PerImage needs at least one objective.")
@@ -362,7 +364,9 @@ def top_exemplars(
     def flush() -> None:
         if not pending:
             return
-        x = torch.cat([pil_to_tensor(c.resize((input_size, input_size), Image.BILINEAR)) for _, _, c in pending])
+        x = torch.cat(
+            [pil_to_tensor(c.resize((input_size, input_size), Image.Resampling.BILINEAR)) for _, _, c in pending]
+        )
         x = x.to(model.device)
         with torch.no_grad():
             values = objective(Context(capture(model, x, objective.layers), x, layers_by_name(model))).tolist()

@@ -37,6 +37,9 @@ TORCHVISION_EXAMPLES = ("googlenet", "resnet50", "vgg16", "mobilenet_v3_large")
 class Normalize(nn.Module):
     """(x - mean) / std per channel, for models trained on normalized input."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
@@ -48,6 +51,8 @@ class Normalize(nn.Module):
 
 class ToGray(nn.Module):
     """Feeds a 1-channel model from the RGB image the engine optimizes (ITU-R 601 luma)."""
+
+    weights: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -82,7 +83,17 @@ def as_spatial(act: torch.Tensor) -> torch.Tensor:
 class Objective:
     """Base class. Subclasses set ``layers`` and implement ``__call__`` and ``__repr__``."""
 
-    layers: frozenset[str] = frozenset()
+    if TYPE_CHECKING:
+        # Read-only for the type checker, so that a subclass may provide it as a property
+        # (``_Unit``) or as an attribute it assigns (``Sum``, ``Direction``, ``PerImage``, which
+        # declare it). At run time it stays a plain class attribute, so ``self.layers = ...``
+        # keeps working in any subclass.
+        @property
+        def layers(self) -> frozenset[str]:
+            """The names of the layer outputs this objective reads."""
+            ...
+    else:
+        layers: frozenset[str] = frozenset()
 
     def __call__(self, ctx: Context) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -129,6 +140,8 @@ class Objective:
 
 class Sum(Objective):
     """A weighted sum of objectives: sum of w_i * o_i, each weight applied to its term only."""
+
+    layers: frozenset[str]
 
     def __init__(self, terms: Sequence[tuple[float, Objective]]) -> None:
         flat: list[tuple[float, Objective]] = []
@@ -196,7 +209,7 @@ class _Unit(Objective):
 
     layer: str
 
-    @property  # type: ignore[override]
+    @property
     def layers(self) -> frozenset[str]:
         return frozenset({self.layer})
 
@@ -330,6 +343,8 @@ class Direction(Objective):
     """A direction in a layer's channel space: the mean over positions of the dot product of
     the activation vector with ``vector`` (normalized to unit length). With ``cossim_power``
     p > 0 the dot product is multiplied by cos(angle)^p, favouring the direction over the norm."""
+
+    layers: frozenset[str]
 
     def __init__(
         self,

@@ -52,11 +52,12 @@ class FusedAdam:
         if not live:
             return
         params = [self.params[i] for i in live]
+        grads = [p.grad for p in params if p.grad is not None]  # all of them: params are the live ones
         steps = [self.steps[i] for i in live]
         torch._foreach_add_(steps, 1)
         torch._fused_adam_(
             params,
-            [p.grad for p in params],
+            grads,
             [self.exp_avgs[i] for i in live],
             [self.exp_avg_sqs[i] for i in live],
             [],

@@ -35,13 +35,16 @@ def load_photo(
 ) -> Image.Image:
     """Decode an uploaded file (bytes) or a path into an RGB image no larger than ``max_side``."""
     label = name or (str(data) if isinstance(data, (str, Path)) else "upload")
-    path = Path(data) if isinstance(data, (str, Path)) else None
-    if path is not None and not path.is_file():
-        raise PhotoError(f"{label!r} is not a file.")
-    size = path.stat().st_size if path is not None else memoryview(data).nbytes  # before reading a file
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        if not path.is_file():
+            raise PhotoError(f"{label!r} is not a file.")
+        size = path.stat().st_size  # before reading the file
+    else:
+        size = memoryview(data).nbytes
     if size > MAX_BYTES:
         raise PhotoError(f"{label!r} is {size / 1e6:.0f} MB; photos up to {MAX_BYTES / 1e6:.0f} MB are accepted.")
-    raw = path.read_bytes() if path is not None else bytes(data)
+    raw = Path(data).read_bytes() if isinstance(data, (str, Path)) else bytes(data)
     if not raw:
         raise PhotoError(f"{label!r} is empty.")
     try:
@@ -85,7 +88,7 @@ def to_rgb(img: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
         img = Image.alpha_composite(background, img.convert("RGBA"))
     img = img.convert("RGB")
     if max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.LANCZOS)
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return img
 
 
@@ -93,7 +96,7 @@ def sample_photo(name: str) -> Image.Image:
     """One of the bundled sample photos (see ``SAMPLES``)."""
     if name not in SAMPLES:
         raise PhotoError(f"Unknown sample photo {name!r}; valid: {', '.join(SAMPLES)}.")
-    data = resources.files("featviz_widgets").joinpath("data", f"{name}.jpg").read_bytes()
+    data = resources.files("featviz_widgets").joinpath("data").joinpath(f"{name}.jpg").read_bytes()
     return load_photo(data, name=name)
 
 

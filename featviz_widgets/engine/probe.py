@@ -8,6 +8,7 @@ that adds its input back in place does not look like the last layer it ran.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,14 +46,14 @@ def probe(model: FeatvizModel, size: int) -> tuple[dict[str, ProbeRecord], objec
     outputs: list[torch.Tensor] = []  # kept alive so no two tensors share an address
     handles = []
 
-    def pre(name: str):  # type: ignore[no-untyped-def]
+    def pre(name: str) -> Callable[[nn.Module, tuple[object, ...]], None]:
         def hook(_m: nn.Module, args: tuple[object, ...]) -> None:
             if name not in starts:
                 starts[name] = (len(starts), _key(args[0]) if args else None)
 
         return hook
 
-    def post(name: str):  # type: ignore[no-untyped-def]
+    def post(name: str) -> Callable[[nn.Module, object, object], None]:
         def hook(_m: nn.Module, _args: object, out: object) -> None:
             if name in records or name not in starts:
                 return

@@ -48,7 +48,7 @@ def _flat_low(kind: str, x: torch.Tensor, args: tuple[Any, ...]) -> torch.Tensor
 
 class _Redirected(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, kind: str, args: tuple[Any, ...]) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, kind: str, args: tuple[Any, ...]) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.kind, ctx.args = kind, args
         if kind == "relu":
@@ -60,7 +60,7 @@ class _Redirected(torch.autograd.Function):
         return F.hardswish(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor):
         (x,) = ctx.saved_tensors
         normal = _normal_grad(ctx.kind, x, grad, ctx.args)
         # grad > 0 asks to lower the input (the loss is minimized): refused where it is already low.
@@ -112,7 +112,7 @@ class redirected(TorchFunctionMode):
     """Within this context, ReLU-like calls on tensors that need a gradient get the redirected
     gradient. Returns new tensors (an ``inplace=True`` call does not modify its input)."""
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         replacement = _REPLACEMENTS.get(func)
         if replacement is not None and args and isinstance(args[0], torch.Tensor) and args[0].requires_grad:

@@ -146,12 +146,12 @@ class _SampleWithInverseGradient(torch.autograd.Function):
     the inverse map."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, grid: torch.Tensor, inverse_grid: torch.Tensor, density: torch.Tensor):  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, grid: torch.Tensor, inverse_grid: torch.Tensor, density: torch.Tensor):
         ctx.save_for_backward(inverse_grid, density)
         return _sample(x - 0.5, grid).add_(0.5)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor):
         inverse_grid, density = ctx.saved_tensors
         return _sample(grad, inverse_grid) * density[:, None, None, None], None, None, None
 
