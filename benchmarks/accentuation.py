@@ -73,7 +73,8 @@ def main() -> None:
             r = "none" if radius is None else f"{radius * 255:.1f}"
             label = names[k] if names else ""
             print(
-                f"{objective!r} | {value:g} | {r} | {mean:.1f} | {p99:.0f} | {k} {label} | {'yes' if k == own else 'no'}"
+                f"{objective!r} | {value:g} | {r} | {mean:.1f} | {p99:.0f} | {k} {label} | {'yes' if k == own else 'no'}",
+                flush=True,
             )
     print(f"({time.perf_counter() - t0:.0f} s)")
 

@@ -2,8 +2,8 @@
 widget's defaults (EfficientNet-Lite0, 128 px, lr 0.05, RenderSettings defaults otherwise), for two
 channels and a few class logits, side by side in one run.
 
-    .venv/bin/python benchmarks/slider_ranges.py [--steps 200] [--size 128] [--classes 309,1,130]
-        [--penalties l1,tv,blur] [--threads 2]
+    .venv/bin/python benchmarks/slider_ranges.py [--steps 200] [--size 128] [--penalties l1,tv,blur]
+        [--objectives blocks.8:5,blocks.2:3,logits:309,logits:1] [--threads 2]
 
 Per render: S = mean HSV saturation (0..1), sd = pixel standard deviation (0..0.5; a flat grey or
 black image is near 0), |0.5| = mean |image - 0.5|. Class renders also get the judge's reading:
@@ -33,7 +33,6 @@ GRIDS = {
     "tv": (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0),
     "blur": (300.0, 1000.0, 3000.0, 10000.0, 30000.0, 100000.0),
 }
-CHANNELS = ("blocks.8:5", "blocks.2:3")
 
 
 def picture_stats(arr: np.ndarray) -> tuple[float, float, float]:
@@ -68,14 +67,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--classes", default="309,1")
+    ap.add_argument("--objectives", default="blocks.8:5,blocks.2:3,logits:309,logits:1")
     ap.add_argument("--penalties", default="l1,tv,blur")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, judge = load_model(), load_model("efficientnet_lite2")
-    classes = [int(c) for c in args.classes.split(",") if c]
-    objectives = [*CHANNELS, *(f"logits:{c}" for c in classes)]
+    objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
     print(f"{args.steps} steps, {args.size} px, lr 0.05, Lite0; S/sd/|0.5| per objective; classes: r = Lite2's rank")
     print(" | ".join(["penalty", "weight", *objectives]))
     print("|".join(["---"] * (2 + len(objectives))))

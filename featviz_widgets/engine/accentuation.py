@@ -5,8 +5,9 @@ kept within ``radius`` of the photo's, a box (L-inf ball) around it that each pr
 clamps back into, the PGD projection faccent offers. The radius falls geometrically from
 ``RADIUS_AT_ZERO`` (48 grey levels, under the 63 or more that the farthest 1% of pixels move in
 plain DeepDream at the Photo tab's defaults: just above 0 only those are held back) to
-``RADIUS_AT_ONE`` (6 grey levels: the photo barely changed and keeps its class, the feature visible up close), so a linear
-slider on ``stay_close`` moves the distance from the photo steadily over its whole range.
+``RADIUS_AT_ONE`` (6 grey levels: the photo barely changed and keeps its class, the feature
+visible up close), so a linear slider on ``stay_close`` moves the distance from the photo
+steadily over its whole range.
 
 Why not a penalty: the old ``objective - weight * MSE(image, photo)`` could not be balanced.
 The MSE's gradient per pixel is 2 (x - photo) / (3 H W): on chelsea at 320 px, 5e-7 for a typical

@@ -134,10 +134,7 @@ def encode_gif(frames: list[np.ndarray], fps: float, size: tuple[int, int]) -> b
     """Frames resized to ``size`` (width, height), one adaptive 256-colour palette for all of them
     (from a montage of up to 16 frames), no dithering (noise costs LZW dearly), the last frame held
     ``HOLD_LAST_MS``."""
-    images = [
-        Image.fromarray(f, "RGB").resize(size, Image.Resampling.BILINEAR) if f.shape[1::-1] != size else Image.fromarray(f, "RGB")
-        for f in frames
-    ]
+    images = [_resized(Image.fromarray(f, "RGB"), size) for f in frames]
     sample = _spread(images, 16)
     montage = Image.new("RGB", (size[0], size[1] * len(sample)))
     for i, img in enumerate(sample):
@@ -150,6 +147,10 @@ def encode_gif(frames: list[np.ndarray], fps: float, size: tuple[int, int]) -> b
     options: dict[str, Any] = {"save_all": True, "append_images": indexed[1:], "duration": durations, "loop": 0}
     indexed[0].save(buf, format="GIF", optimize=False, **options)
     return buf.getvalue()
+
+
+def _resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return image if image.size == size else image.resize(size, Image.Resampling.BILINEAR)
 
 
 def _spread(items: list[Any], n: int) -> list[Any]:
