@@ -3,10 +3,11 @@ widget's defaults (EfficientNet-Lite0, 128 px, lr 0.05, RenderSettings defaults 
 channels and a few class logits, side by side in one run.
 
     .venv/bin/python benchmarks/slider_ranges.py [--steps 200] [--size 128] [--penalties l1,tv,blur]
-        [--objectives blocks.8:5,blocks.2:3,logits:309,logits:1] [--threads 2]
+        [--objectives blocks.8:5,blocks.2:3,logits:309,logits:1] [--threads 2] [--weights 100,300] [--out DIR]
 
 Per render: S = mean HSV saturation (0..1), sd = pixel standard deviation (0..0.5; a flat grey or
-black image is near 0), |0.5| = mean |image - 0.5|. Class renders also get the judge's reading:
+black image is near 0), |0.5| = mean |image - 0.5|, mean = mean brightness (0.5 grey; a picture wiped
+to black reads low). Class renders also get the judge's reading:
 EfficientNet-Lite2 (a different network) ranks the intended class (1 = its top-1), as in
 benchmarks/quality.py. Weight 0 is the same baseline for every penalty.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,11 +37,12 @@ GRIDS = {
 }
 
 
-def picture_stats(arr: np.ndarray) -> tuple[float, float, float]:
-    """(mean HSV saturation, pixel sd, mean |x - 0.5|) of an HxWx3 uint8 image, all in 0..1 units."""
+def picture_stats(arr: np.ndarray) -> tuple[float, float, float, float]:
+    """(mean HSV saturation, pixel sd, mean |x - 0.5|, mean brightness) of an HxWx3 uint8 image,
+    all in 0..1 units."""
     sat = np.asarray(Image.fromarray(arr).convert("HSV"), np.float32)[..., 1].mean() / 255
     x = arr.astype(np.float32) / 255
-    return float(sat), float(x.std()), float(np.abs(x - 0.5).mean())
+    return float(sat), float(x.std()), float(np.abs(x - 0.5).mean()), float(x.mean())
 
 
 def judge_rank(judge, arr: np.ndarray, klass: int) -> int:
@@ -70,22 +73,31 @@ def main() -> None:
     ap.add_argument("--objectives", default="blocks.8:5,blocks.2:3,logits:309,logits:1")
     ap.add_argument("--penalties", default="l1,tv,blur")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--weights", default="", help="override the grid, e.g. 100,300,1000")
+    ap.add_argument("--out", default="", help="folder for one PNG strip per penalty and objective")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, judge = load_model(), load_model("efficientnet_lite2")
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
-    print(f"{args.steps} steps, {args.size} px, lr 0.05, Lite0; S/sd/|0.5| per objective; classes: r = Lite2's rank")
+    print(
+        f"{args.steps} steps, {args.size} px, lr 0.05, Lite0; S/sd/|0.5|/mean per objective; classes: r = Lite2's rank"
+    )
     print(" | ".join(["penalty", "weight", *objectives]))
     print("|".join(["---"] * (2 + len(objectives))))
     t0 = time.perf_counter()
     for i, name in enumerate(args.penalties.split(",")):
-        weights = [0.0, *GRIDS[name]]
+        grid = [float(w) for w in args.weights.split(",")] if args.weights else GRIDS[name]
+        weights = [0.0, *grid]
         cells: list[list[str]] = [[] for _ in weights]
         for objective in objectives:
             arrays = render_grid(model, objective, name, weights, args.steps, args.size)
+            if args.out:
+                Path(args.out).mkdir(parents=True, exist_ok=True)
+                strip = np.concatenate(list(arrays), axis=1)
+                Image.fromarray(strip).save(Path(args.out, f"{name}_{objective.replace(':', '_')}.png"))
             for cell, arr in zip(cells, arrays, strict=True):
-                sat, sd, dev = picture_stats(arr)
-                text = f"{sat:.2f}/{sd:.3f}/{dev:.3f}"
+                sat, sd, dev, mean = picture_stats(arr)
+                text = f"{sat:.2f}/{sd:.3f}/{dev:.3f}/{mean:.2f}"
                 if objective.startswith("logits:"):
                     text += f" r{judge_rank(judge, arr, int(objective.split(':')[1]))}"
                 cell.append(text)

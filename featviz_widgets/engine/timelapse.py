@@ -25,7 +25,7 @@ from ..errors import FeatvizError, InvalidSettingError
 from .settings import check_int
 
 MAX_BYTES = 1_000_000  # the GIF's default size bound
-MIN_GIF_FRAMES = 8  # below this a time-lapse says little: shrink the frames instead
+MIN_GIF_FRAMES = 40  # fewer frames make a jerky film: below this, shrink the frames instead
 HOLD_LAST_MS = 1000  # the final picture stays on screen a moment before the loop restarts
 
 
