@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import InvalidSettingError
+from .accentuation import check_stay_close, photo_bounds
 from .layers import LayerInfo, capture, layer_info, layers_by_name
 from .models import FeatvizModel, ensure_model
 from .objectives import (
@@ -268,17 +269,20 @@ def deepdream_photo(
 ) -> Image.Image:
     """DeepDream (or feature accentuation, with ``stay_close`` > 0) on a photo: optimize the
     photo's pixels for ``objective`` from a small octave up to full size; ``strength`` is the
-    learning rate."""
+    learning rate. ``stay_close`` from 0 (plain DeepDream) to 1 bounds how far each pixel may
+    move from the photo (``accentuation.stay_close_radius``: no bound at 0, 6 grey levels at 1);
+    the distance from the photo falls steadily as it rises (docs/accentuation.md)."""
     model = ensure_model(model)
     octaves = check_int("octaves", octaves, 1, 8)
+    steps_per_octave = check_int("steps_per_octave", steps_per_octave, 1, 10_000)
     if not 1.0 < octave_scale <= 3.0:
         raise InvalidSettingError(f"octave_scale must be in (1, 3], got {octave_scale!r}.")
+    stay_close = check_stay_close(stay_close)
     photo = photo.convert("RGB")
     photo.thumbnail((max_side, max_side))
     ref = pil_to_tensor(photo)
     objective = as_objective(objective)
-    if stay_close:
-        objective = objective - stay_close * StayClose(ref)
+    bounds = photo_bounds(ref, stay_close)
     h, w = ref.shape[-2:]
     current = ref
     total, done = octaves * steps_per_octave, 0
@@ -295,6 +299,8 @@ def deepdream_photo(
             transform_strength=0.5,
             init_image=current,
         )
+        if bounds is not None:
+            r.set_bounds(*bounds)  # resized to the octave
         done = _optimize(r, steps_per_octave, progress, cancel, done=done, total=total)
         current = r.image().cpu()
     return to_pil(current)[0]

@@ -128,6 +128,25 @@ class ImageParam(nn.Module):
         return torch.sigmoid(x)
 
     @torch.no_grad()
+    def project(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        """Clamp every pixel of the image into [low, high] (tensors in [0, 1] broadcastable to
+        (N, 3, H, W)), in place. The clamp acts before the sigmoid, where it is exact: the pixel
+        basis's values themselves, or the spectrum re-encoded from the clamped values (a
+        round trip exact to float rounding); pixels already inside are left as they were."""
+        pre = self.basis()
+        if self.shared is not None:
+            pre = pre + self.shared()
+        mixed = (self.color @ pre.flatten(2)).view_as(pre) if self.decorrelate else pre
+        lo = torch.logit(low.to(mixed.device, mixed.dtype).clamp(0.0, 1.0))  # 0 -> -inf: no bound
+        hi = torch.logit(high.to(mixed.device, mixed.dtype).clamp(0.0, 1.0))
+        clamped = torch.maximum(torch.minimum(mixed, hi), lo)
+        if self.decorrelate:
+            clamped = torch.einsum("bchw,dc->bdhw", clamped, torch.linalg.inv(self.color))
+        if self.shared is not None:
+            clamped = clamped - self.shared()
+        self.basis.set_image(clamped)
+
+    @torch.no_grad()
     def set_image(self, image: torch.Tensor) -> None:
         """Start from ``image`` (3xHxW or Nx3xHxW in [0, 1], resized to this size)."""
         img = image if image.dim() == 4 else image[None]
