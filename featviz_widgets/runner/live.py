@@ -44,12 +44,12 @@ from ..engine import FeatvizModel, Renderer, RenderSettings
 from ..engine.layers import layer_info, layers_by_name
 from ..engine.openmp import release_idle_openmp_threads
 from ..engine.renderer import to_uint8
+from ..engine.timelapse import Timelapse
 from ..errors import FeatvizError, InvalidSettingError
 from .encode import encode, tile
 from .recording import PhotoStart, Recording
 from .settle import Settle
 from .target import Target
-from .timelapse import Timelapse
 
 _RUNNERS: weakref.WeakSet[LiveRunner] = weakref.WeakSet()
 
@@ -464,7 +464,7 @@ class LiveRunner:
         if info.warning:
             self._warning = info.warning
         settled = self.settle.update(info.objective)
-        if self.timelapse.due(info.step):
+        if self.timelapse.due(info.step) or info.step % 8 == 0:  # (every 8th: the film ends near now)
             self.timelapse.add(info.step, _thumbnail(r))
         now = self.clock()
         if settled or now - self._last_push >= 1.0 / self.fps:

@@ -2,7 +2,7 @@
 
 Every control is placed in ``Controls.panel()``; ``show_for(mode, batch)`` shows exactly the
 ones the mode uses. Slider scales are chosen so the whole range gives a visible picture
-(docs/decisions.md, "slider ranges").
+(docs/slider_ranges.md).
 """
 
 from __future__ import annotations
@@ -14,9 +14,22 @@ import ipywidgets as W
 from ..engine import LayerInfo
 from ..runner.target import MODES
 
-# Slider strength 1.0 maps to these engine weights (RenderSettings.l1/tv/blur); measured on Lite0
-# at the widget's defaults so that the top of each slider is strong but still leaves a picture.
-PENALTY_SCALE = {"l1": 500.0, "tv": 1000.0, "blur": 30000.0}
+# A penalty slider at t in [0, 1] sets the engine weight (RenderSettings.l1/tv/blur) to
+# PENALTY_MAX * t^2: fine steps near 0, where small weights already show, and a top that is strong
+# but still leaves a picture (measured on Lite0 at the widget's defaults: docs/slider_ranges.md;
+# the old linear tops, 500/1000/30000, wiped the picture out from about half-way).
+PENALTY_MAX = {"l1": 200.0, "tv": 300.0, "blur": 30000.0}
+
+
+def penalty_weight(name: str, strength: float) -> float:
+    return PENALTY_MAX[name] * strength**2
+
+
+def penalty_strength(name: str, weight: float) -> float:
+    """The slider position of an engine weight (the inverse of ``penalty_weight``, at most 1)."""
+    return min((weight / PENALTY_MAX[name]) ** 0.5, 1.0)
+
+
 DIVERSITY_SCALE = 50.0  # diversity slider 1.0 = this weight of the Diversity term
 SIZES = (64, 96, 128, 160, 192, 224, 256, 320, 384, 512)
 # Learning rates as exact values (a log slider's steps are 10^(k/100): 0.05 became 0.0501...).

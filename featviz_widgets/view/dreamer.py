@@ -31,7 +31,7 @@ from ..errors import FeatvizError, InvalidSettingError, unknown_layer
 from ..export import save_png
 from ..runner import Frame, Job, LiveRunner, PhotoStart, Snapshot, Target, read_saved
 from ..runner.encode import encode, tile
-from .controls import DIVERSITY_SCALE, PENALTY_SCALE, build_controls, class_options
+from .controls import DIVERSITY_SCALE, build_controls, class_options, penalty_strength, penalty_weight
 from .explore_panel import ExplorePanel
 from .export_panel import ExportPanel
 from .live_image import LiveImage
@@ -253,7 +253,7 @@ class Dreamer(W.HBox):
 
     def _penalty(self, name: str) -> Callable[[Any], None]:
         def apply(strength: Any) -> None:
-            self.runner.set(**{name: float(strength) * PENALTY_SCALE[name]})
+            self.runner.set(**{name: penalty_weight(name, float(strength))})
 
         return apply
 
@@ -344,7 +344,7 @@ class Dreamer(W.HBox):
                 c.lr.options = sorted({*c.lr.options, settings.lr})
             c.lr.value = settings.lr
             for name in ("l1", "tv", "blur"):
-                getattr(c, name).value = min(getattr(settings, name) / PENALTY_SCALE[name], 1.0)
+                getattr(c, name).value = penalty_strength(name, getattr(settings, name))
             c.transform.value = min(settings.transform.strength, c.transform.max)
             c.views.value = min(settings.views, c.views.max)
             sizes = {value for _, value in c.size.options}

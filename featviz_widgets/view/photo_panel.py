@@ -51,7 +51,7 @@ class PhotoPanel:
             0.0,
             **STAY_CLOSE,
             description="stay close",
-            tooltip="0: DeepDream; 1: the photo with the feature accentuated, still recognisable",
+            tooltip="0: DeepDream; 1: within 6 grey levels of the photo (the feature accentuated, the photo kept)",
             readout_format=".2f",
             layout=wide_layout(),
             style=STYLE,
