@@ -6,9 +6,7 @@ loop follows the slider and the picture changes."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import re
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,51 +14,27 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from ..conftest import wait
 from .conftest import ARTIFACTS
+from .ui import canvas_pixels, drag_slider, frames
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _frames(page: Any) -> int:
-    return int(page.locator(".featviz-canvas").first.get_attribute("data-frames") or 0)
-
-
-def _canvas_pixels(page: Any) -> np.ndarray:
-    png = page.locator(".featviz-canvas").first.screenshot()
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
-
-
-def _drag_slider(page: Any, label: str, fraction: float) -> int:
-    """Drag the handle of the slider labelled ``label`` to ``fraction`` of its track, as a mouse
-    does; returns the value the slider then reads."""
-    slider = page.locator(".widget-slider", has=page.locator(".widget-label", has_text=re.compile(f"^{label}$"))).first
-    slider.scroll_into_view_if_needed()
-    handle = slider.locator(".noUi-handle").first.bounding_box()
-    track = slider.locator(".noUi-target").first.bounding_box()
-    y = handle["y"] + handle["height"] / 2
-    page.mouse.move(handle["x"] + handle["width"] / 2, y)
-    page.mouse.down()
-    page.mouse.move(track["x"] + track["width"] * fraction, y, steps=8)
-    page.mouse.up()
-    return int(slider.locator(".widget-readout").first.inner_text())
 
 
 def _slider_changes_the_picture(page: Any, shot: str) -> None:
     status = page.locator(".featviz-status").first
     status.wait_for(timeout=180_000)
     assert wait(lambda: "running" in status.inner_text() and "steps/s" in status.inner_text(), 120), status.inner_text()
-    assert wait(lambda: _frames(page) >= 3, 60), "no frames drawn"
-    before = _canvas_pixels(page)
-    channel = _drag_slider(page, "channel", 0.4)
+    assert wait(lambda: frames(page) >= 3, 60), "no frames drawn"
+    before = canvas_pixels(page)
+    channel = drag_slider(page, "channel", 0.4)
     assert channel > 10
     assert wait(lambda: f"blocks.8 channel {channel} ·" in status.inner_text(), 20), status.inner_text()
-    frames = _frames(page)
-    assert wait(lambda: _frames(page) >= frames + 5, 30), "frames stopped after the slider moved"
+    drawn = frames(page)
+    assert wait(lambda: frames(page) >= drawn + 5, 30), "frames stopped after the slider moved"
     time.sleep(1.0)
-    assert np.abs(_canvas_pixels(page) - before).mean() > 5, "the picture did not change with the channel"
+    assert np.abs(canvas_pixels(page) - before).mean() > 5, "the picture did not change with the channel"
     page.screenshot(path=str(ARTIFACTS / shot))
 
 

@@ -4,7 +4,6 @@ Run/Pause after a job, Copy as code run headless for the same pixels), at a 1400
 
 from __future__ import annotations
 
-import io
 import re
 import subprocess
 import sys
@@ -18,35 +17,9 @@ from PIL import Image
 
 from ..conftest import wait
 from .conftest import ARTIFACTS
+from .ui import canvas_pixels, drag_slider, frames, run_button
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _frames(page: Any, n: int = 0) -> int:
-    return int(page.locator(".featviz-canvas").nth(n).get_attribute("data-frames") or 0)
-
-
-def _canvas_pixels(page: Any) -> np.ndarray:
-    png = page.locator(".featviz-canvas").first.screenshot()
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
-
-
-def run_button(page: Any, label: str) -> Any:
-    """The widget's Run/Pause button showing ``label`` (JupyterLab has Run buttons of its own)."""
-    return page.locator("button.widget-button").filter(has_text=re.compile(rf"^\W*{label}\s*$")).first
-
-
-def _drag_slider(page: Any, label: str, fraction: float) -> int:
-    slider = page.locator(".widget-slider", has=page.locator(".widget-label", has_text=re.compile(f"^{label}$"))).first
-    slider.scroll_into_view_if_needed()
-    handle = slider.locator(".noUi-handle").first.bounding_box()
-    track = slider.locator(".noUi-target").first.bounding_box()
-    y = handle["y"] + handle["height"] / 2
-    page.mouse.move(handle["x"] + handle["width"] / 2, y)
-    page.mouse.down()
-    page.mouse.move(track["x"] + track["width"] * fraction, y, steps=8)
-    page.mouse.up()
-    return int(slider.locator(".widget-readout").first.inner_text())
 
 
 def check_live_session(page: Any, shot: str) -> None:
@@ -54,16 +27,16 @@ def check_live_session(page: Any, shot: str) -> None:
     status = page.locator(".featviz-status").first
     status.wait_for()
     assert wait(lambda: "running" in status.inner_text() and "steps/s" in status.inner_text(), 120)
-    assert wait(lambda: _frames(page) >= 3, 60), "no frames drawn"
-    before = _canvas_pixels(page)
+    assert wait(lambda: frames(page) >= 3, 60), "no frames drawn"
+    before = canvas_pixels(page)
     page.screenshot(path=str(ARTIFACTS / f"start_{shot}"))
-    channel = _drag_slider(page, "channel", 0.4)
+    channel = drag_slider(page, "channel", 0.4)
     assert channel > 10
     assert wait(lambda: f"blocks.8 channel {channel} ·" in status.inner_text(), 20), status.inner_text()
-    frames = _frames(page)
-    assert wait(lambda: _frames(page) >= frames + 5, 30), "frames stopped after the slider moved"
+    drawn = frames(page)
+    assert wait(lambda: frames(page) >= drawn + 5, 30), "frames stopped after the slider moved"
     time.sleep(1.0)
-    after = _canvas_pixels(page)
+    after = canvas_pixels(page)
     assert np.abs(after - before).mean() > 5, "the picture did not change with the channel"
     page.locator(".featviz-live").first.locator("xpath=../..").screenshot(path=str(ARTIFACTS / shot))
     # Pause: the button and the status say so and no more frames arrive (bar the one lossless PNG).
@@ -71,9 +44,9 @@ def check_live_session(page: Any, shot: str) -> None:
     assert wait(lambda: "paused" in status.inner_text(), 20)
     run_button(page, "Run").wait_for(timeout=10_000)
     time.sleep(0.6)
-    paused_at = _frames(page)
+    paused_at = frames(page)
     time.sleep(1.5)
-    assert _frames(page) == paused_at
+    assert frames(page) == paused_at
     text = status.inner_text()
     assert re.search(r"step \d+ · objective [-\d.e+]+ · [\d.]+ steps/s · cpu · paused", text), text
 
@@ -126,8 +99,8 @@ def test_layout_labels_every_mode_and_class_by_name(page: Any, lab_url: str) -> 
         objective.locator("select").select_option(label=label)
         assert wait(lambda described=described: described in status.inner_text(), 30), status.inner_text()
         assert page.locator(".widget-label", has_text=re.compile(f"^{control}$")).first.is_visible()
-        frames = _frames(page)
-        assert wait(lambda frames=frames: _frames(page) > frames + 2, 30), f"no frames in {label}"
+        drawn = frames(page)
+        assert wait(lambda drawn=drawn: frames(page) > drawn + 2, 30), f"no frames in {label}"
     page.screenshot(path=str(ARTIFACTS / "mix_mode.png"))
     # A class chosen by typing its name.
     objective.locator("select").select_option(label="Class logit")
