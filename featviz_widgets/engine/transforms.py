@@ -8,16 +8,14 @@ does not); the border shows constant 0.5 grey, as Lucid's pad does. The same map
 the canvas to the model's input size when they differ.
 
 The default zoom differs from Lucid's (0.9-1.1): it is drawn from 1-1.5, a random crop of the
-canvas shown at the model's size (the augmentation MACO and Horama rely on). Measured with
-``benchmarks/quality.py``'s judge over 30 classes, crops raised the class renders a different
-network recognizes after 64 steps from 23/30 to 26/30 (mean of three seeds). A zoomed-in view
-may lie anywhere on the canvas (``crop_anywhere``), not only within the jitter of its centre, so
-the edges are seen close up as often as the middle: over five seeds that raised the renders
-recognized after 32 steps from 22.2/30 to 24.2/30 (26.8 to 28.0 after 64).
+canvas shown at the model's size (the augmentation MACO and Horama rely on): it raised the class
+renders another network recognizes. A zoomed-in view may lie anywhere on the canvas
+(``crop_anywhere``), not only within the jitter of its centre, so the edges are seen close up as
+often as the middle, which raised them again (figures: docs/decisions.md, ``benchmarks/quality.py``).
 
 The gradient goes back through the inverse map by default (``exact_gradient=False``): the exact
-adjoint of bilinear sampling is a scatter (``grid_sample``'s backward, five times its forward on
-a CPU: ~1 ms of a 10 ms step at 224 px), while sampling the gradient image at the inverse-mapped
+adjoint of bilinear sampling is a scatter (``grid_sample``'s backward, several times its forward
+on a CPU; docs/decisions.md), while sampling the gradient image at the inverse-mapped
 positions is a gather at the forward's cost. The two are identical for whole-pixel shifts and
 close for the small rotations and zooms used here (at 224 px, cosine similarity >= 0.96 on
 white-noise gradients and >= 0.99 on smooth ones; tests/test_engine.py).
