@@ -13,6 +13,7 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/de
 fi
 .venv/bin/ruff check featviz_widgets tests benchmarks
 .venv/bin/ruff format --check featviz_widgets tests benchmarks
+.venv/bin/mypy  # the package ships py.typed: its types are checked ([tool.mypy] in pyproject.toml)
 cores=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 workers=${FEATVIZ_TEST_WORKERS:-$((cores < 4 ? cores : 4))}
 if [ "$workers" -lt 2 ]; then workers=0; fi  # one core: no worker processes at all

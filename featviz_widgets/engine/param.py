@@ -48,6 +48,8 @@ class FourierBasis(nn.Module):
     """A spectrum scaled by 1/f^decay: optimizing it is preconditioned gradient descent that
     favours low frequencies, which removes most high-frequency adversarial noise."""
 
+    scale: torch.Tensor  # (h, w//2+1, 2) buffer: 1/f^decay per real pair
+
     # Lucid divides the image by this constant so the default sd gives a grey start.
     MAGIC = 4.0
 
@@ -79,6 +81,8 @@ class FourierBasis(nn.Module):
 class ImageParam(nn.Module):
     """A batch of images: basis -> optional colour decorrelation -> sigmoid -> RGB in [0, 1]."""
 
+    color: torch.Tensor  # 3x3 buffer: the colour decorrelation matrix
+
     def __init__(
         self,
         size: int | tuple[int, int] = 224,
@@ -103,12 +107,12 @@ class ImageParam(nn.Module):
         gen = torch.Generator().manual_seed(int(seed))
         self.batch, self.height, self.width = batch, height, width
         self.fourier, self.decorrelate, self.decay = fourier, decorrelate, decay
-        self.basis: nn.Module = (
+        self.basis: FourierBasis | PixelBasis = (
             FourierBasis(batch, height, width, sd, decay, gen) if fourier else PixelBasis(batch, height, width, sd, gen)
         )
         # A component common to every image of the batch: images that differ only in their
         # objective then line up (Distill's aligned interpolation).
-        self.shared: nn.Module | None = None
+        self.shared: FourierBasis | PixelBasis | None = None
         if shared:
             self.shared = (
                 FourierBasis(1, height, width, sd, decay, gen) if fourier else PixelBasis(1, height, width, sd, gen)

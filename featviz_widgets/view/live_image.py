@@ -25,7 +25,7 @@ from ..runner.live import Frame
 
 
 def _static(name: str) -> str:
-    return resources.files("featviz_widgets.view").joinpath("static", name).read_text(encoding="utf-8")
+    return resources.files("featviz_widgets.view").joinpath("static").joinpath(name).read_text(encoding="utf-8")
 
 
 class LiveImage(anywidget.AnyWidget):
