@@ -93,9 +93,12 @@ def test_class_picker_by_name(live: tuple[Dreamer, FakeView]) -> None:
     user_sets(shown(d, W.Dropdown, description="objective"), "class")
     picker = shown(d, W.Combobox, description="class")
     assert "2 cat" in picker.options
-    user_sets(picker, "ca")  # still typing: nothing happens
     user_sets(picker, "2 cat")
     assert wait(lambda: "class 2 (cat)" in d.status.value), d.status.value
+    user_sets(picker, "DO")  # part of a name picks that class, and the box shows its whole name
+    assert wait(lambda: "class 3 (dog)" in d.status.value) and picker.value == "3 dog"
+    user_sets(picker, "zzzz")  # nothing matches: said so, nothing changes
+    assert "No class matches 'zzzz'" in d.status.value and d.runner.target.unit == 3
 
 
 def test_run_button_tells_the_truth_after_a_job(live: tuple[Dreamer, FakeView]) -> None:

@@ -52,14 +52,14 @@ def test_gallery_tiles_are_labelled_and_a_click_opens_the_tiles_picture(live: tu
     user_clicks(shown(explore, W.Button, description="Gallery of this layer"))
     d.job.wait()
     gallery = next(w for w in displayed(explore) if isinstance(w, LiveImage))
-    # 6 tiles of 64 px with a 12 px caption each, 3 columns, 2 px gaps.
-    assert (gallery.width, gallery.height) == (3 * 64 + 4, 2 * 76 + 2)
+    # 6 tiles of 64 px with a 16 px caption each, 3 columns, 2 px gaps.
+    assert (gallery.width, gallery.height) == (3 * 64 + 4, 2 * 80 + 2)
     sheet = decode(gallery.frame)
-    assert sheet[64:76, :64].std() > 10  # a caption ("ch 0") under the first tile, not blank
+    assert sheet[64:80, :64].std() > 10  # a caption ("ch 0") under the first tile, not blank
     # Tile 4 is row 1, column 1; the live image then starts from that tile's own picture.
-    browser_says(gallery, {"type": "click", "x": 66 + 30, "y": 78 + 10})
+    browser_says(gallery, {"type": "click", "x": 66 + 30, "y": 82 + 10})
     assert wait(lambda: "conv2 channel 4 ·" in d.status.value and d.runner.snapshot().step <= 3), d.status.value
-    tile = np.asarray(Image.fromarray(sheet[78 : 78 + 64, 66 : 66 + 64].astype(np.uint8)).resize((32, 32)), np.float32)
+    tile = np.asarray(Image.fromarray(sheet[82 : 82 + 64, 66 : 66 + 64].astype(np.uint8)).resize((32, 32)), np.float32)
     assert wait(lambda: np.abs(view.picture() - tile).mean() < 25)  # it starts from the tile, not from before
     assert shown(page(d, "Controls"), W.IntSlider, description="channel").value == 4  # the controls follow
     browser_says(gallery, {"type": "click", "x": 65, "y": 10})  # the gap: nothing happens
@@ -286,7 +286,7 @@ def test_directions_from_photos_gallery_opens_a_direction_live(live: tuple[Dream
     d.job.wait(300)
     assert d.explore.message.value == "", d.explore.message.value
     gallery = d.explore.directions.gallery
-    assert gallery.layout.display != "none" and (gallery.width, gallery.height) == (2 * 96 + 2, 2 * 108 + 2)
+    assert gallery.layout.display != "none" and (gallery.width, gallery.height) == (2 * 96 + 2, 2 * 112 + 2)
     browser_says(gallery, {"type": "click", "x": 96 + 2 + 10, "y": 10})  # tile 1
     assert wait(lambda: "conv2 direction ·" in d.status.value), d.status.value
     target = d.runner.snapshot().target

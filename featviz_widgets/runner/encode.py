@@ -63,7 +63,7 @@ def gif(frames: list[np.ndarray], fps: float = 12.0) -> bytes:
     return buf.getvalue()
 
 
-def labelled_grid(images: np.ndarray, labels: list[str], gap: int = 2, strip: int = 12) -> tuple[np.ndarray, int]:
+def labelled_grid(images: np.ndarray, labels: list[str], gap: int = 2, strip: int = 16) -> tuple[np.ndarray, int]:
     """A ``tile`` grid with a caption strip of ``strip`` pixels under each image; returns the
     grid and the cell height (image + strip) for ``tile_index``."""
     from PIL import ImageDraw
@@ -73,7 +73,7 @@ def labelled_grid(images: np.ndarray, labels: list[str], gap: int = 2, strip: in
     cells[:, :h] = images
     for i, label in enumerate(labels):
         caption = Image.new("RGB", (w, strip), "white")
-        ImageDraw.Draw(caption).text((2, 0), label, fill=(40, 40, 40))
+        ImageDraw.Draw(caption).text((2, 1), label, fill=(40, 40, 40))  # whole glyphs: 2..13 px
         cells[i, h:] = np.asarray(caption)
     if n == 1:  # tile() shows one image as it is: keep the caption
         return cells[0], h + strip

@@ -222,7 +222,7 @@ class Dreamer(W.HBox):
     def _target(self) -> Target:
         c = self.controls
         mode = c.mode.value
-        unit = (_class_index(c.klass.value) or 0) if mode == "class" else int(c.unit.value)
+        unit = (_class_index(c.klass.value, c.klass.options) or 0) if mode == "class" else int(c.unit.value)
         return Target(
             mode=mode,
             layer=c.layer.value,
@@ -278,8 +278,15 @@ class Dreamer(W.HBox):
         if self._syncing:
             return
         c = self.controls
-        if change["owner"] is c.klass and _class_index(change["new"]) is None:
-            return  # still typing: the picker only takes an exact entry
+        if change["owner"] is c.klass:
+            index = _class_index(change["new"], c.klass.options)
+            if index is None:
+                self._show_control_error(
+                    f"No class matches {change['new']!r}: type part of a class name or its number."
+                )
+                return
+            with self._quiet():  # show the whole name of the class the text picked
+                c.klass.value = c.klass.options[index]
         if change["owner"] in (c.mode, c.layer):
             self._refresh_mode()
         self._guard(self.runner.set_target, self._target())
@@ -505,10 +512,16 @@ class Dreamer(W.HBox):
         return encode(np.asarray(image), "png")
 
 
-def _class_index(entry: str) -> int | None:
-    """The class number of a picker entry ``'285 Egyptian cat'``; None for partial text."""
+def _class_index(entry: str, options: tuple[str, ...] = ()) -> int | None:
+    """The class number of a picker entry ``'285 Egyptian cat'``, or of typed text that names
+    a class (``'golden retr'`` -> the first option containing it, case-insensitively); None when
+    nothing matches."""
     head = entry.split(" ", 1)[0]
-    return int(head) if head.isdigit() else None
+    if head.isdigit():
+        return int(head)
+    text = entry.strip().lower()
+    match = next((o for o in options if text and text in o.lower()), None)
+    return int(match.split(" ", 1)[0]) if match is not None else None
 
 
 def _close_tree(widget: W.Widget) -> None:

@@ -135,7 +135,7 @@ def test_every_tab_in_jupyterlab(page: Any, lab_url: str, notebook_dir: Path) ->
     assert wait(lambda: "running" in status.inner_text(), 20), status.inner_text()
     box = gallery.bounding_box()
     scale = box["width"] / int(gallery.evaluate("c => c.width"))
-    page.mouse.click(box["x"] + 32 * scale, box["y"] + (78 + 32) * scale)
+    page.mouse.click(box["x"] + 32 * scale, box["y"] + (82 + 32) * scale)
     assert wait(lambda: "blocks.1 channel 5 ·" in status.inner_text(), 30), status.inner_text()
     gallery.screenshot(path=str(ARTIFACTS / "gallery.png"))
     # Photo: upload a photo and dream on it; the result appears in the tab.
