@@ -155,6 +155,8 @@ class LiveRunner:
         self._snapshot = Snapshot(None, 0, settings, target, "starting", None, 0.0, str(model.device))
         self._error = self._warning = ""
         self._png_sent_for: tuple[int, str, int] | None = None
+        self._step_times: deque[float] = deque(maxlen=20)  # seconds of the last steps (steps/s)
+        self._last_push = 0.0
         _RUNNERS.add(self)
 
     # --- the truth, and changes to it (kernel thread): validate, store, queue, wake ----------
@@ -351,14 +353,10 @@ class LiveRunner:
                 self._error = ""
             except FeatvizError as exc:  # validated on the way in, but the model may disagree
                 self._error = str(exc)
-                self._settings, self._target = r.settings, self.recording_target()
+                self._settings, self._target = r.settings, self.recording.current_target
             state = self._state()  # show the change at once (a stopped loop shows it from _idle)
             self._publish_snapshot(state, frame="jpeg" if state in ("running", "error") else "status")
         return True
-
-    def recording_target(self) -> Target:
-        events = [v for _, k, v in self.recording.events if k == "target"]
-        return events[-1] if events else self.recording.target  # type: ignore[return-value]
 
     def _objective(self, target: Target) -> Any:
         return target.objective(self.channels_for(target))
@@ -405,7 +403,7 @@ class LiveRunner:
             self.settle.reset()
 
     def _restarted(self, r: Renderer, target: Target | None = None) -> None:
-        self.recording.restart(r.settings, target or self.recording_target(), self._photo)
+        self.recording.restart(r.settings, target or self.recording.current_target, self._photo)
         self.settle.reset()
         self._history.clear()
         self.timelapse.clear()
@@ -422,9 +420,6 @@ class LiveRunner:
     def _run(self) -> None:
         if self.model.device.type == "cpu":
             torch.set_num_threads(cpu_threads())
-        rate: deque[float] = deque(maxlen=20)
-        self._last_push = 0.0
-        self._rate = rate
         while not self._stop.is_set():
             try:
                 self._apply_queue()
@@ -435,7 +430,7 @@ class LiveRunner:
                 if state in ("paused", "busy", "settled"):
                     self._idle(state)
                     continue
-                self._step(rate)
+                self._step()
             except torch.OutOfMemoryError:
                 self._out_of_memory()
             except Exception as exc:  # the loop must survive anything a step can throw
@@ -454,12 +449,12 @@ class LiveRunner:
         self._wake.wait(1.0)
         self._wake.clear()
 
-    def _step(self, rate: deque[float]) -> None:
+    def _step(self) -> None:
         r = self.renderer
         assert r is not None
         t0 = time.perf_counter()
         info = r.step()
-        rate.append(time.perf_counter() - t0)
+        self._step_times.append(time.perf_counter() - t0)
         self._history.append(info.objective)
         if info.warning:
             self._warning = info.warning
@@ -474,13 +469,13 @@ class LiveRunner:
     def _publish_snapshot(self, state: str, frame: str = "status") -> None:
         """Refresh the snapshot from the renderer; send it (with a frame when the sink can take one)."""
         r = self.renderer
-        rate = getattr(self, "_rate", ())
+        rate = self._step_times
         images = to_uint8(r.image()) if r is not None else None
         self._snapshot = Snapshot(
             images=images,
             step=r.step_count if r is not None else 0,
             settings=r.settings if r is not None else self._settings,
-            target=self.recording_target(),
+            target=self.recording.current_target,
             state=state,
             objective=self._history[-1] if self._history else None,
             steps_per_s=len(rate) / max(sum(rate), 1e-9) if rate else 0.0,

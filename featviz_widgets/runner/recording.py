@@ -56,6 +56,13 @@ class Recording:
         return start
 
     @property
+    def current_target(self) -> Target:
+        """The target the image is made for now: the run's start, or its last change."""
+        target = self._last("target", self.target)
+        assert isinstance(target, Target)
+        return target
+
+    @property
     def changed(self) -> bool:
         """True once something changed during the run (the code then replays the changes)."""
         return bool(self.events)
