@@ -4,6 +4,7 @@ from .bases import compare_bases
 from .direction_views import directions_from_photos, directions_gallery
 from .directions import find_directions, load_directions, neuron_groups
 from .layers import LayerInfo, capture, layer_info, list_layers, main_layers
+from .maco import maco_recipe, spectrum_from_photos
 from .models import FeatvizModel, load_model
 from .objectives import (
     L1,
@@ -59,9 +60,11 @@ __all__ = [
     "list_layers",
     "load_directions",
     "load_model",
+    "maco_recipe",
     "main_layers",
     "neuron_groups",
     "parse_objective",
     "random_affine",
     "render",
+    "spectrum_from_photos",
 ]
