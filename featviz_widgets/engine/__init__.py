@@ -4,7 +4,7 @@ from .bases import compare_bases
 from .direction_views import directions_from_photos, directions_gallery
 from .directions import find_directions, load_directions, neuron_groups
 from .layers import LayerInfo, capture, layer_info, list_layers, main_layers
-from .maco import maco_recipe, spectrum_from_photos
+from .maco import maco_recipe, spectrum_from_photos, transparency_overlay
 from .models import FeatvizModel, load_model
 from .objectives import (
     L1,
@@ -25,6 +25,7 @@ from .objectives import (
 )
 from .param import ImageParam
 from .renderer import Renderer, RenderResult, StepInfo, render
+from .sanity import SanityReadout, sanity_readout
 from .settings import RenderSettings
 from .transforms import TransformConfig, random_affine
 
@@ -47,6 +48,7 @@ __all__ = [
     "RenderResult",
     "RenderSettings",
     "Renderer",
+    "SanityReadout",
     "StepInfo",
     "Sum",
     "TotalVariation",
@@ -66,5 +68,7 @@ __all__ = [
     "parse_objective",
     "random_affine",
     "render",
+    "sanity_readout",
     "spectrum_from_photos",
+    "transparency_overlay",
 ]

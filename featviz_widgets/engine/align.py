@@ -40,7 +40,7 @@ def align_layers(layers: Mapping[str, LayerInfo], objective_layers: frozenset[st
         return []
     deepest = max(layers[n].order for n in objective_layers)
     spatial = [
-        i for i in sorted(layers.values(), key=lambda i: i.order) if i.main and i.order <= deepest and _has_positions(i)
+        i for i in sorted(layers.values(), key=lambda i: i.order) if i.main and i.order <= deepest and has_positions(i)
     ]
     if len(spatial) <= LAYERS:
         return [i.name for i in spatial]
@@ -48,7 +48,7 @@ def align_layers(layers: Mapping[str, LayerInfo], objective_layers: frozenset[st
     return [spatial[k].name for k in sorted(picks)]
 
 
-def _has_positions(info: LayerInfo) -> bool:
+def has_positions(info: LayerInfo) -> bool:
     """A map or token sequence with at least 4 positions (a 1x1 pool has nothing to sort)."""
     if info.layout == "chw" and len(info.shape) == 3:
         return info.shape[1] * info.shape[2] >= 4

@@ -249,3 +249,14 @@ def write_shipped_spectrum(path: Path) -> None:
     ``python scripts/build_maco_spectrum.py`` writes it into featviz_widgets/data/."""
     spectrum = spectrum_from_photos(None, SPECTRUM_SIDE)
     np.savez_compressed(path, amplitude=spectrum.numpy().astype(np.float16))
+
+
+def transparency_overlay(images: torch.Tensor, transparency: torch.Tensor, quantile: float = 0.99) -> torch.Tensor:
+    """MaCo's transparency as an alpha: (N, 3, H, W) images shown over white where the
+    accumulated gradient (``Renderer.transparency()``, any parameterization) was small. The
+    per-pixel gradient (mean over colours) is divided by its ``quantile`` per image, so the
+    pixels the objective leaned on most are opaque."""
+    alpha = transparency.mean(1, keepdim=True)
+    top = torch.quantile(alpha.flatten(1).float(), quantile, dim=1).clamp_min(1e-12)
+    alpha = (alpha / top[:, None, None, None]).clamp(0, 1).to(images.dtype)
+    return images * alpha + (1 - alpha)

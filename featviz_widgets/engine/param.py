@@ -214,7 +214,22 @@ class ImageParam(nn.Module):
             img = nn.functional.interpolate(
                 img, (self.height, self.width), mode="bilinear", align_corners=False, antialias=True
             )
-        pre = torch.logit(img.clamp(0.02, 0.98))
+        self.set_pre(torch.logit(img.clamp(0.02, 0.98)))
+
+    @torch.no_grad()
+    def pre(self) -> torch.Tensor:
+        """The image before the sigmoid, (N, 3, H, W): what another parameterization takes over
+        exactly in a live switch (``set_pre``), saturated pixels included."""
+        x = self.basis()
+        if self.shared is not None:
+            x = x + self.shared()
+        return (self.color @ x.flatten(2)).view_as(x) if self.decorrelate else x
+
+    @torch.no_grad()
+    def set_pre(self, pre: torch.Tensor) -> None:
+        """Make the image sigmoid(``pre``) ((N or 1, 3, H, W), this size): each basis maps it
+        into its own coordinates (the colour matrix's inverse, an FFT, MaCo's phase)."""
+        pre = pre.to(self.color.device, torch.float32)
         if self.decorrelate:
             pre = torch.einsum("bchw,dc->bdhw", pre, torch.linalg.inv(self.color))
         if self.shared is not None:

@@ -117,13 +117,17 @@ class Renderer:
         objective.check(layers, batch)
         return objective
 
-    def _build(self, keep: torch.Tensor | None) -> None:
+    def _build(self, keep: torch.Tensor | None, pre: torch.Tensor | None = None) -> None:
+        """New image parameters for the settings: from ``pre`` (the old image before its
+        sigmoid, same size: exact), else from ``keep`` (a picture), else the start image or noise."""
         s = self.settings
         self.param = ImageParam(s.size, batch=s.batch, param=s.param, decay=s.decay, seed=s.seed, shared=s.shared).to(
             self.device
         )
         start = keep if keep is not None else self._init_image
-        if start is not None:
+        if pre is not None:
+            self.param.set_pre(pre)
+        elif start is not None:
             self.param.set_image(start[: s.batch] if start.shape[0] >= s.batch else start[:1])
         self._project()
         self.optimizer = _adam(self.param, s.lr)
@@ -166,7 +170,10 @@ class Renderer:
                 group["lr"] = new.lr
             return
         keep = self.image() if keep_image and "seed" not in changed else None
-        self._build(keep)
+        # A new parameterization of the same canvas takes over the values before the sigmoid:
+        # exact (a picture would lose its saturated pixels to set_image's clamp).
+        same_canvas = keep is not None and not changed & {"size", "batch", "shared"}
+        self._build(keep, self.param.pre() if same_canvas else None)
 
     def halve_size(self, minimum: int) -> int | None:
         """After running out of device memory: free the device cache and halve the canvas,
