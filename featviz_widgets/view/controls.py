@@ -35,7 +35,7 @@ PARAM_LABELS = (
     ("pixels", "pixels"),
     ("Fourier 1/f", "fourier"),
     ("Fourier 1/f + decorrelated colour", "decorrelated"),
-    ("MaCo (phase only, natural magnitude)", "maco"),
+    ("MaCo (phase only)", "maco"),
 )
 # Shown only when a loaded setting uses it (the old fourier=False).
 EXTRA_PARAM_LABELS = {"decorrelated-pixels": "pixels + decorrelated colour"}
@@ -274,7 +274,7 @@ def build_controls(
         param=W.Dropdown(
             options=list(PARAM_LABELS),
             value="decorrelated",
-            description="parameterization",
+            description="parametrization",
             tooltip="How the optimized numbers become the picture (preconditioning). Switching keeps the picture.",
             layout=wide_layout(),
             style=STYLE,
