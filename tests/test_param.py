@@ -3,6 +3,9 @@ its transparency map, the shipped spectrum, reference-aligned rendering, the old
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,16 @@ import torch
 from PIL import Image
 
 from featviz_widgets import maco_recipe, spectrum_from_photos
-from featviz_widgets.engine import Channel, ImageParam, Renderer, RenderSettings, TransformConfig, random_affine, render
+from featviz_widgets.engine import (
+    Channel,
+    ImageParam,
+    Renderer,
+    RenderSettings,
+    TransformConfig,
+    random_affine,
+    render,
+    sanity_readout,
+)
 from featviz_widgets.engine.align import reference_activations
 from featviz_widgets.engine.layers import capture, layers_by_name
 from featviz_widgets.engine.maco import MacoBasis, real_bins, shipped_spectrum
@@ -19,8 +31,11 @@ from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.engine.param import PARAMS
 from featviz_widgets.engine.photos import pil_to_tensor, sample_photo
 from featviz_widgets.errors import InvalidSettingError
+from featviz_widgets.export import read_settings
+from featviz_widgets.lab import clipped_share, compare, high_frequency_share, hsv_saturation
 
 FOUR = ("pixels", "fourier", "decorrelated", "maco")
+FIELDS = set(RenderSettings().as_dict())
 
 
 def _photo(size: int = 48) -> torch.Tensor:
@@ -226,3 +241,79 @@ def test_reference_activations_match_themselves(tiny: FeatvizModel) -> None:
     assert float(ref.penalty(capture(tiny, photo, ["conv1", "conv2"]))[0]) < 1e-10
     other = ref.penalty(capture(tiny, photo.flip(-2) * 0.5, ["conv1", "conv2"]))
     assert float(other[0]) > 1e-3
+
+
+def test_sanity_readout_of_an_exemplar_against_the_exemplars(tiny: FeatvizModel) -> None:
+    crops = [sample_photo(name).resize((48, 40)) for name in ("chelsea", "coffee", "rocket")]
+    readout = sanity_readout(tiny, "conv2:1", pil_to_tensor(crops[0]), crops, size=32)
+    assert readout.similarity.keys() == readout.natural_similarity.keys() == {"conv1", "relu1"}
+    assert readout.value <= readout.best_natural and readout.ratio == readout.value / readout.best_natural
+    # The exemplars themselves as the images: their mean cosine to the exemplars is that of all
+    # pairs, the self-pairs (1) included.
+    same = sanity_readout(tiny, "conv2:1", torch.cat([pil_to_tensor(c) for c in crops]), crops, size=32)
+    for k, natural in same.natural_similarity.items():
+        assert same.similarity[k] == pytest.approx((2 * natural + 1) / 3, abs=1e-5)
+    assert same.value <= same.best_natural
+    assert all(-1 <= v <= 1 for v in [*readout.similarity.values(), *readout.natural_similarity.values()])
+
+
+def test_lab_compare_prints_the_numbers_under_each_image(tiny: FeatvizModel) -> None:
+    sheet = compare(
+        tiny, "conv2:1", {"pixels": {"param": "pixels"}, "MaCo": {"param": "maco"}}, steps=2, size=32, stats=True
+    )
+    assert sheet.size == (2 * (140 + 8), 32 + 12 * 4 + 4)
+    flat = Image.new("RGB", (64, 64), (128, 128, 128))
+    noise = Image.fromarray(np.random.RandomState(0).randint(0, 256, (64, 64, 3), dtype=np.uint8))
+    assert high_frequency_share(noise) > 0.5 > 0.2 > high_frequency_share(sample_photo("chelsea").resize((64, 64)))
+    assert high_frequency_share(flat) == 0 and clipped_share(flat) == 0 and hsv_saturation(flat) == 0
+    assert (
+        clipped_share(Image.new("RGB", (4, 4), (255, 0, 0))) == 1
+        and hsv_saturation(Image.new("RGB", (4, 4), (255, 0, 0))) == 1
+    )
+
+
+@pytest.mark.slow
+def test_speckle_benchmark_runs() -> None:
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "speckle.py"),
+            "--steps",
+            "2",
+            "--classes",
+            "1",
+            "--size",
+            "32",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"},
+        cwd=root,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "photos (" in done.stdout and "maco recipe" in done.stdout and done.stdout.count("ratio") == 5
+
+
+@pytest.mark.slow
+def test_cli_renders_with_a_parameterization_and_its_png_carries_it(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+
+    def featviz(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "featviz_widgets.cli", "render", "--steps", "2", "--size", "32", "--quiet", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+
+    assert featviz("--param", "maco", "--align", "2", "-o", "maco.png").returncode == 0
+    saved = RenderSettings.from_dict({k: v for k, v in read_settings(tmp_path / "maco.png").items() if k in FIELDS})
+    assert saved.param == "maco" and saved.align == 2.0
+    assert featviz("--maco-recipe", "-o", "recipe.png").returncode == 0
+    recipe = read_settings(tmp_path / "recipe.png")
+    assert recipe["param"] == "maco" and recipe["lr"] == 0.3 and recipe["transform"]["noise"] == 0.04
+    assert featviz("--pixel", "-o", "old.png").returncode == 0  # the old flag, translated
+    assert read_settings(tmp_path / "old.png")["param"] == "decorrelated-pixels"
+    bad = featviz("--param", "maco", "--no-decorrelate", "-o", "bad.png")
+    assert bad.returncode != 0 and "decorrelated colour" in bad.stderr
