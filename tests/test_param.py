@@ -317,3 +317,19 @@ def test_cli_renders_with_a_parameterization_and_its_png_carries_it(tmp_path: Pa
     assert read_settings(tmp_path / "old.png")["param"] == "decorrelated-pixels"
     bad = featviz("--param", "maco", "--no-decorrelate", "-o", "bad.png")
     assert bad.returncode != 0 and "decorrelated colour" in bad.stderr
+
+
+def test_cache_keys_of_old_style_settings_do_not_change() -> None:
+    # The atlas keys its tiles by these dicts: one made before #21 must be made again.
+    old_fields = {
+        "size", "batch", "lr", "l1", "tv", "blur", "transform", "fourier", "decorrelate", "decay", "seed",
+        "input_size", "shared", "views", "redirect_steps",
+    }  # fmt: skip
+    for settings in (RenderSettings(), RenderSettings(param="pixels", tv=3.0), RenderSettings(size=96, lr=0.05)):
+        key = settings.key_dict()
+        assert set(key) == old_fields and "noise" not in key["transform"]
+        assert RenderSettings.from_dict(key) == settings
+    assert RenderSettings().key_dict()["fourier"] is True and RenderSettings().key_dict()["decorrelate"] is True
+    assert RenderSettings(param="maco").key_dict()["param"] == "maco"
+    assert RenderSettings(align=1.0).key_dict()["align"] == 1.0
+    assert RenderSettings(transform=TransformConfig(noise=0.1)).key_dict()["transform"]["noise"] == 0.1

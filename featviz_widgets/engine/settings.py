@@ -142,6 +142,20 @@ class RenderSettings:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def key_dict(self) -> dict[str, Any]:
+        """The settings as plain data for cache keys (the atlas's), in the form they had before
+        ``param``, ``align`` and transform ``noise`` existed whenever they are at a value the old
+        form can say: keys made before stay valid, and a MaCo or aligned render gets its own."""
+        data = self.as_dict()
+        if data["align"] == 0 and data["align_photos"] is None:
+            del data["align"], data["align_photos"]
+        if data["transform"]["noise"] == 0:
+            del data["transform"]["noise"]
+        if self.param != "maco":
+            del data["param"]
+            data["fourier"], data["decorrelate"] = self.fourier, self.decorrelate
+        return data
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RenderSettings:
         data = dict(data)
