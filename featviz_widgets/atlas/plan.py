@@ -130,7 +130,7 @@ def settings_key(fingerprint: str, settings: AtlasSettings) -> str:
     """The folder name of a tile's (model, settings): a changed setting renders anew."""
     # The resolved render settings, not the keywords given: lr=0.15 (the default) or none is one key.
     fields = settings.as_dict()
-    fields["render"] = settings.render_settings(1).as_dict()
+    fields["render"] = settings.render_settings(1).key_dict()  # keys made before #21 stay valid
     blob = json.dumps({"format": FORMAT, "model": fingerprint, **fields}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
