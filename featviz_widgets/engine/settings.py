@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidSettingError
+from ..errors import InvalidSettingError, excerpt
 from .param import check_size
 from .transforms import TransformConfig
 
@@ -21,12 +21,12 @@ MAX_LR = 10.0
 
 def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidSettingError(f"{name} must be a number, got {value!r}.")
+        raise InvalidSettingError(f"{name} must be a number, got {excerpt(value)}.")
     v = float(value)
     bad = not math.isfinite(v) or v > high or (v <= low if low_open else v < low)
     if bad:
         lo = f"> {low:g}" if low_open else f">= {low:g}"
-        raise InvalidSettingError(f"{name} must be a finite number {lo} and <= {high:g}, got {value!r}.")
+        raise InvalidSettingError(f"{name} must be a finite number {lo} and <= {high:g}, got {excerpt(value)}.")
     return v
 
 
@@ -34,10 +34,10 @@ def check_int(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         # numpy integers are fine; floats such as 3.0 or strings are not
         if not (hasattr(value, "__index__") and not isinstance(value, float)):
-            raise InvalidSettingError(f"{name} must be an integer from {low} to {high}, got {value!r}.")
+            raise InvalidSettingError(f"{name} must be an integer from {low} to {high}, got {excerpt(value)}.")
         value = int(value.__index__())
     if not low <= value <= high:
-        raise InvalidSettingError(f"{name} must be an integer from {low} to {high}, got {value!r}.")
+        raise InvalidSettingError(f"{name} must be an integer from {low} to {high}, got {excerpt(value)}.")
     return int(value)
 
 

@@ -4,12 +4,14 @@ appears right under the button that made it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
 import numpy as np
 
 from ..engine import explore
+from ..markup import html
 from ..runner import PhotoStart, Target
 from ..runner.encode import labelled_grid, tile_index
 from .controls import STYLE, wide_layout
@@ -135,7 +137,7 @@ class ExplorePanel:
 
     def _show_sheet(self, sheet: explore.Sheet, box: W.Box) -> None:
         box.children = [
-            W.VBox([png_widget(img, 110), W.HTML(f"<small>{label}<br>value {v:.3g}</small>")])
+            W.VBox([png_widget(img, 110), W.HTML(html("<small>{label}<br>value {v:.3g}</small>", label=label, v=v))])
             for img, label, v in zip(sheet.images, sheet.labels, sheet.values, strict=True)
         ]
 
@@ -214,7 +216,7 @@ class ExplorePanel:
                 W.VBox(
                     [
                         png_widget(e.crop.resize((96, 96)), 96),
-                        W.HTML(f"<small>{e.source.rsplit('/', 1)[-1]}<br>{e.score:.3g}</small>"),
+                        W.HTML(html("<small>{name}<br>{score:.3g}</small>", name=Path(e.source).name, score=e.score)),
                     ]
                 )
                 for e in found

@@ -1,0 +1,500 @@
+"""Issue #24: nothing a user's data says can run as code, break a page, exhaust the machine or
+read the model wrong. Each class of failure is attacked with crafted inputs of our own; the
+counts asserted at the end of each test are the inputs tried (docs/adversarial.md)."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from featviz_widgets import load_model, render
+from featviz_widgets.engine import Renderer, RenderSettings
+from featviz_widgets.engine.memory import MemoryLimitError, check_fits, step_bytes
+from featviz_widgets.engine.objectives import MAX_OBJECTIVE_CHARS, parse_objective
+from featviz_widgets.errors import MAX_MESSAGE, FeatvizError, ModelInputError, unknown_layer
+from featviz_widgets.export import SETTINGS_KEY, SavedSettingsError, read_settings
+from featviz_widgets.runner import Target, read_saved
+
+from .conftest import TinyNet, shown, user_sets, wait
+from .crafted import FILE_PAYLOADS, every_html_value
+
+# --- 1. text from users' data never becomes markup --------------------------------------------------
+
+ALLOWED_TAGS = {"span", "b", "i", "small", "br", "a", "svg", "polyline", "text"}
+ALLOWED_ATTRS = {
+    "class", "style", "download", "href", "width", "height", "role", "aria-label", "fill", "stroke",
+    "stroke-width", "points", "x", "y", "font-size",
+}  # fmt: skip
+
+
+class _Markup(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ALLOWED_TAGS:
+            self.bad.append(f"<{tag}>")
+        self.bad += [f"{tag} {k}=" for k, _ in attrs if k not in ALLOWED_ATTRS]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("comms")
+def test_crafted_names_never_become_markup(tmp_path: Path) -> None:
+    """Every HTML value the widget showed, with crafted layer and file names, parses to the
+    widget's own tags and attributes only; the names are there, as text."""
+    values, fed = every_html_value(tmp_path)
+    for value in values:
+        parser = _Markup()
+        parser.feed(value)
+        assert not parser.bad, (parser.bad, value)
+    text = "\n".join(values)
+    assert "onerror=__xss=1&gt;" in text  # the layer name, shown as text
+    assert fed == 10 + 10 + 3 + 6 + 6  # layers, class-picker texts, exemplar files, uploads, loads/saves
+
+
+# --- 2. copied code compiles and gives the same pixels in a clean process -----------------------
+
+MODULE_FILE = """
+import torch
+from torch import nn
+
+
+class resnet50(nn.Module):  # a user's own module whose class is named like a built-in model
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+        self.relu2 = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(6, 5)
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+    def forward(self, x):
+        x = self.relu2(self.conv2(self.relu1(self.conv1(x))))
+        return self.fc(self.pool(x).flatten(1))
+"""
+
+
+def _run_code(code: str, folder: Path, prelude: str = "") -> tuple[np.ndarray | None, str]:
+    """Run ``code`` (the widget's, untouched) in a fresh interpreter in ``folder``; the value of
+    its last line is saved as PNG. Returns (pixels or None, stderr)."""
+    lines = code.rstrip().splitlines()
+    script = "\n".join([prelude, *lines[:-1], f"_out = {lines[-1]}", "_out.save('_out.png')"])
+    compile(code, "<copied>", "exec")  # the code as given compiles on its own
+    (folder / "_script.py").write_text(script)
+    (folder / "_out.png").unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "_script.py"], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+    )
+    if proc.returncode != 0:
+        return None, proc.stderr
+    return np.asarray(Image.open(folder / "_out.png").convert("RGB")), proc.stderr
+
+
+def _started_from(d: Any, expression: str, steps: int = 4) -> bool:
+    photo = d.runner.recording.photo
+    return photo is not None and expression in photo.expression and d.runner.snapshot().step >= steps
+
+
+def _pause_and_copy(d: Any) -> str:
+    d.runner.pause()
+    assert wait(lambda: d.runner.snapshot().state == "paused")
+    return d.code()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("comms")
+def test_every_kind_of_copied_code_gives_the_same_pixels_in_a_clean_process(tmp_path: Path) -> None:
+    from featviz_widgets.view import Dreamer
+
+    (tmp_path / "usermodule.py").write_text(MODULE_FILE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import usermodule  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(tmp_path))
+    prelude = "from usermodule import resnet50\nmy_module = resnet50()"
+    net = usermodule.resnet50()
+    kinds = 0
+    d = Dreamer(load_model(net, input_size=32), layer="conv2", size=32, fps=30)
+    try:
+        # fresh
+        assert d.wait_for_steps(4, timeout=60)
+        code = _pause_and_copy(d)
+        assert "load_model(my_module, input_size=32)" in code and "'resnet50'" not in code
+        assert code.splitlines()[2].startswith("# my_module: the nn.Module you visualized")
+        pixels, err = _run_code(code, tmp_path, prelude)
+        assert pixels is not None, err
+        assert np.array_equal(pixels, np.asarray(d.image()))
+        # without the user's module: a clear NameError, never another model
+        pixels, err = _run_code(code, tmp_path)
+        assert pixels is None and "NameError: name 'my_module' is not defined" in err
+        kinds += 1
+        # changes during the run
+        d.runner.resume()
+        user_sets(shown(d, W.FloatSlider, description="total variation"), 0.05)
+        user_sets(shown(d, W.IntSlider, description="channel"), 3)
+        assert wait(lambda: d.runner.snapshot().target.unit == 3 and d.runner.snapshot().step >= 8, 60)
+        code = _pause_and_copy(d)
+        assert "renderer.set_objective(" in code
+        pixels, err = _run_code(code, tmp_path, prelude)
+        assert pixels is not None, err
+        assert np.array_equal(pixels, np.asarray(d.image()))
+        kinds += 1
+        # photo uploads, the name crafted too: the note is a comment line of its own
+        for name in ("cat.jpg", FILE_PAYLOADS[0], "new\nline'\".png"):
+            img = Image.new("RGB", (40, 30), (200, 120, 40))
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+            (tmp_path / "photo.png").write_bytes(buf.getvalue())
+            d.photo.accept_upload(buf.getvalue(), name)
+            d.photo.live()
+            d.runner.resume()
+            assert wait(lambda name=name: _started_from(d, f"load_photo({name!r})"), 60)
+            code = _pause_and_copy(d)
+            compile(code, "<copied>", "exec")
+            assert f"load_photo({name!r})" in code
+            pixels, err = _run_code(code.replace(f"load_photo({name!r})", "load_photo('photo.png')"), tmp_path, prelude)
+            assert pixels is not None, err
+            assert np.array_equal(pixels, np.asarray(d.image()))
+            kinds += 1
+        # a gallery tile
+        d.runner.resume()
+        d.explore.render_gallery()
+        d.job.wait(300)
+        d.explore.open_tile(66 + 10, 10)  # tile 1
+        assert wait(lambda: d.runner.snapshot().target.unit == 1 and d.runner.snapshot().step >= 4, 60)
+        code = _pause_and_copy(d)
+        assert "layer_gallery(model, 'conv2'" in code
+        pixels, err = _run_code(code, tmp_path, prelude)
+        assert pixels is not None, err
+        assert np.array_equal(pixels, np.asarray(d.image()))
+        kinds += 1
+        # a loaded PNG, from a path and uploaded
+        saved = d.save(tmp_path / "saved.png")
+        for source, name in ((str(saved), None), (saved.read_bytes(), "saved.png")):
+            d.load(source, name)
+            d.runner.resume()
+            expected = f"read_saved({str(saved) if name is None else name!r})"
+            assert wait(lambda expected=expected: _started_from(d, expected), 60)
+            code = _pause_and_copy(d)
+            assert "read_saved(" in code
+            pixels, err = _run_code(code, tmp_path, prelude)
+            assert pixels is not None, err
+            assert np.array_equal(pixels, np.asarray(d.image()))
+            kinds += 1
+    finally:
+        d.close()
+    assert kinds == 8
+
+
+@pytest.mark.usefixtures("comms")
+def test_a_saved_target_without_a_control_is_refused_whole(tmp_path: Path) -> None:
+    from featviz_widgets.export import save_png
+    from featviz_widgets.view import Dreamer
+
+    d = Dreamer(load_model(TinyNet(), input_size=32), layer="conv2", size=32, fps=30, autostart=False)
+    try:
+        before = (d.runner.settings, d.runner.target, d.controls.mode.value, d.controls.layer.value)
+        bad = [
+            {"mode": "custom", "expression": "conv2:1 - conv1:0"},  # no control for a custom objective
+            {"mode": "channel", "layer": "no_such_layer"},
+            {"mode": "class", "unit": 99},
+            {"mode": "channel", "layer": "conv2", "unit": 1000},
+        ]
+        for target in bad:
+            path = tmp_path / "t.png"
+            save_png(Image.new("RGB", (32, 32)), path, {"size": 64, "lr": 0.1, "target": target})
+            with pytest.raises(FeatvizError):
+                d.load(path)
+            d.export._on_load({"new": [{"name": "t.png", "content": path.read_bytes()}]})
+            assert "Nothing was changed" in d.export.message.value
+            assert (d.runner.settings, d.runner.target, d.controls.mode.value, d.controls.layer.value) == before
+        # a layer outside the dropdown's main ones is added to it, not refused
+        save_png(Image.new("RGB", (32, 32)), tmp_path / "ok.png", {"size": 32, "target": {"layer": "relu1"}})
+        d.load(tmp_path / "ok.png")
+        assert d.controls.layer.value == "relu1" == d.runner.target.layer
+    finally:
+        d.close()
+
+
+# --- 4. requests no machine can hold are refused before they allocate ---------------------------
+
+
+def test_huge_renders_are_refused_before_allocating(monkeypatch: pytest.MonkeyPatch) -> None:
+    from featviz_widgets.engine import param
+
+    model = load_model(TinyNet(), input_size=32)
+
+    def no_allocation(*a: Any, **k: Any) -> None:
+        raise AssertionError("the image was allocated before the refusal")
+
+    tried = 0
+    for settings in (
+        {"size": 4096, "batch": 16},
+        {"size": 4096, "batch": 4096},
+        {"size": (4096, 16), "batch": 4096, "views": 64},
+        {"size": 2048, "views": 64, "batch": 64},
+    ):
+        monkeypatch.setattr(param.ImageParam, "__init__", no_allocation)
+        with pytest.raises(MemoryLimitError) as info:
+            render(model, "conv2:0", steps=1, progress=False, **settings)
+        assert "free" in str(info.value) and "GB" in str(info.value)
+        tried += 1
+    monkeypatch.undo()
+    # the limit is the device's: what fits is not refused, the same request is with less memory
+    s = RenderSettings(size=256, batch=4)
+    need = check_fits(model, s, ["conv2"])
+    check_fits(model, s, ["conv2"], available=need)
+    with pytest.raises(MemoryLimitError, match="the limit is the device's free memory"):
+        check_fits(model, s, ["conv2"], available=need - 1)
+    assert step_bytes(model, s.replace(batch=8), ["conv2"]) > need  # grows with the batch
+    assert step_bytes(model, s.replace(views=2), ["conv2"]) > need  # and the views
+    assert step_bytes(model, s.replace(size=512), ["conv2"]) > 3 * need  # and the pixels
+    assert step_bytes(model, s, ["conv1"]) < need  # a shallower objective keeps less
+    # a renderer refuses a live change the same way, and keeps what it had
+    r = Renderer(model, "conv2:0", size=32)
+    r.step()
+    with pytest.raises(MemoryLimitError):
+        r.update(size=4096, batch=4096)
+    assert r.settings.size == 32 and r.settings.batch == 1
+    r.step()
+    assert tried == 4
+
+
+@pytest.mark.usefixtures("comms")
+def test_live_changes_and_loads_go_through_the_same_check(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from featviz_widgets.engine import memory
+    from featviz_widgets.export import save_png
+    from featviz_widgets.view import Dreamer
+
+    d = Dreamer(load_model(TinyNet(), input_size=32), layer="conv2", size=64, fps=30)
+    try:
+        assert d.wait_for_steps(2, timeout=60)
+        small = memory.step_bytes(d.model, d.runner.settings, ["conv2"])
+        monkeypatch.setattr(memory, "available_bytes", lambda device: 2 * small)  # a small machine
+        user_sets(shown(d, W.Dropdown, description="image size"), 512)
+        assert wait(lambda: "free" in d.status.value)
+        assert d.runner.settings.size == 64  # refused: nothing changed
+        step = d.runner.snapshot().step
+        assert d.wait_for_steps(step + 2)  # and the loop goes on
+        # a saved PNG asking for what no machine holds: refused before its pixels are decoded
+        decoded: list[Any] = []
+        monkeypatch.setattr("featviz_widgets.runner.saved.read_png_picture", lambda *a, **k: decoded.append(a))
+        for fields in ({"size": 4096, "batch": 4096, "views": 64}, {"size": 512, "batch": 64}):
+            save_png(Image.new("RGB", (8, 8)), tmp_path / "big.png", {**fields, "target": {"layer": "conv2"}})
+            with pytest.raises(MemoryLimitError):
+                d.load(tmp_path / "big.png")
+        assert not decoded and d.runner.settings.size == 64
+    finally:
+        d.close()
+
+
+def _chunk(kind: bytes, data: bytes, length: int | None = None) -> bytes:
+    n = len(data) if length is None else length
+    return struct.pack(">I", n) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _png(width: int, height: int, *chunks: bytes) -> bytes:
+    ihdr = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + b"".join(chunks) + _chunk(b"IEND", b"")
+
+
+def test_crafted_pngs_are_refused_without_reading_pixels_or_oversized_chunks() -> None:
+    settings = json.dumps({"size": 64, "target": {"layer": "conv2"}}).encode()
+    text = _chunk(b"tEXt", SETTINGS_KEY.encode() + b"\0" + settings)
+    idat = _chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+    cases = {
+        # 900 megapixels (under PIL's bomb limit of ~179M? no: far over; and 12,000 x 12,000 under it)
+        "a huge picture": _png(30_000, 30_000, text, idat),
+        "a large picture under PIL's bomb limit": _png(12_000, 12_000, text, idat),
+        "a settings chunk claiming 2 GB": _png(64, 64, _chunk(b"tEXt", SETTINGS_KEY.encode() + b"\0", 2**31)),
+        "a zTXt that inflates to 200 MB": _png(
+            64, 64, _chunk(b"zTXt", SETTINGS_KEY.encode() + b"\0\0" + zlib.compress(b" " * 200_000_000, 9))
+        ),
+        "a 1 GB unknown chunk before the settings": _png(64, 64, _chunk(b"zzZz", b"", 2**30), text),
+        "no signature": b"GIF89a" + b"\0" * 100,
+        "a truncated header": b"\x89PNG\r\n\x1a\n\0\0",
+        "settings that are a list": _png(64, 64, _chunk(b"tEXt", SETTINGS_KEY.encode() + b"\0[1, 2]")),
+        "deeply nested JSON": _png(64, 64, _chunk(b"tEXt", SETTINGS_KEY.encode() + b"\0" + b"[" * 100_000)),
+    }
+    for name, data in cases.items():
+        with pytest.raises(SavedSettingsError) as info:
+            read_saved(data)
+        assert len(str(info.value)) < 400, name
+    # the settings themselves are read without the pixels
+    assert read_settings(_png(30_000, 30_000, text, idat))["size"] == 64
+    assert len(cases) == 9
+
+
+def test_huge_objective_strings_and_names_are_refused_with_short_messages() -> None:
+    model = load_model(TinyNet(), input_size=32)
+    attacks = [
+        "conv2:1 + " * 1_000_000 + "conv2:0",  # 10 MB, valid syntax
+        "conv2:1+" * 200,  # short but too many terms
+        "x" * 10_000_000,  # one 10 MB layer name
+        "conv2:" + "9" * 3_000,  # a 3,000-digit channel
+        "(" * 5_000,
+        "conv2:0 " + "\0" * 3_000,
+    ]
+    for text in attacks:
+        with pytest.raises(FeatvizError) as info:
+            Renderer(model, text, size=32)
+        assert len(str(info.value)) <= 600, str(info.value)[:200]
+    assert len(str(unknown_layer("y" * 10_000_000, ["conv1"]))) < 400
+    with pytest.raises(FeatvizError) as bad_target:
+        Target.from_dict({"mode": "channel", "unit": "z" * 10_000_000})
+    assert len(str(bad_target.value)) <= 300
+    with pytest.raises(FeatvizError) as bad_size:
+        RenderSettings(size="9" * 10_000_000)  # type: ignore[arg-type]
+    assert len(str(bad_size.value)) <= MAX_MESSAGE  # (check_size quotes it whole: the backstop cuts it)
+    with pytest.raises(FeatvizError) as any_message:
+        raise FeatvizError("w" * 10_000_000)  # the backstop: no message carries a whole input
+    assert len(str(any_message.value)) <= MAX_MESSAGE
+    assert len(" + ".join(["conv2:1"] * 1000)) > MAX_OBJECTIVE_CHARS
+    parse_objective(" + ".join(f"conv2:{i % 6}" for i in range(100)))  # a long honest sum still parses
+    assert len(attacks) == 6
+
+
+# --- 5. the user's model is neither changed nor read wrong ---------------------------------------
+
+
+def _train_step(net: nn.Module, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.rand(4, 3, 16, 16, generator=g), torch.randint(0, 5, (4,), generator=g)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    loss = nn.functional.cross_entropy(net(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+class BNNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.bn = nn.BatchNorm2d(6)
+        self.drop = nn.Dropout(0.5)
+        self.fc = nn.Linear(6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(torch.relu(self.bn(self.conv(x)))).mean((2, 3)))
+
+
+def test_load_model_leaves_the_callers_module_as_it_was() -> None:
+    torch.manual_seed(0)
+    net = BNNet().train()
+    twin = copy.deepcopy(net)
+    hooks = len(net.conv._forward_hooks)
+    render(load_model(net, input_size=16), "conv:1 + bn:2", steps=3, size=16, progress=False)
+    Renderer(load_model(net, input_size=16), "fc:1", size=16).run(2)
+    assert net.training and all(m.training for m in net.modules())
+    assert all(p.requires_grad and p.grad is None for p in net.parameters())
+    assert len(net.conv._forward_hooks) == hooks
+    for seed in range(3):  # a training loop that goes on gives what it would have given
+        torch.manual_seed(seed)
+        a = _train_step(net, seed)
+        torch.manual_seed(seed)
+        b = _train_step(twin, seed)
+        assert torch.equal(a, b)
+    for p, q in zip(net.state_dict().values(), twin.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+    # weights are shared: what the caller trains in place is what the next render sees
+    model = load_model(net, input_size=16)
+    with torch.no_grad():
+        net.conv.weight.mul_(0)
+        net.conv.bias.fill_(0.25)
+    acts = Renderer(model, "conv:0", size=16).measure()
+    assert torch.allclose(acts, torch.full_like(acts, 0.25))
+
+
+def _resnet(inplace: bool) -> nn.Module:
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    net = resnet18(num_classes=10)
+    for m in net.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = inplace
+    return net
+
+
+@pytest.mark.slow
+def test_in_place_activations_do_not_change_what_is_read() -> None:
+    objectives = [
+        "layer1.0.bn1:0 + layer1.0.conv2:1",  # bn1's output is overwritten by relu(inplace) before conv2
+        "bn1:3 - layer1:2",
+        "layer1.0.bn2:1 + layer1.1.conv1:0",  # bn2, then the residual add in place, then relu in place
+        "layer2.0.bn1:0 + layer2.0.bn2:0 + layer2:0",
+    ]
+    a, b = load_model(_resnet(True), input_size=32), load_model(_resnet(False), input_size=32)
+    for objective in objectives:
+        for redirect in (0, 16):  # (the first steps' redirected ReLU is out of place anyway)
+            ra = Renderer(a, objective, size=32, seed=1, redirect_steps=redirect)
+            rb = Renderer(b, objective, size=32, seed=1, redirect_steps=redirect)
+            for _ in range(3):
+                ia, ib = ra.step(), rb.step()
+                assert ia.objective == ib.objective, objective
+            assert torch.equal(ra.image(), rb.image()), objective
+    assert len(objectives) == 4
+
+
+class NoGrad(nn.Module):
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.how == "no_grad":
+            with torch.no_grad():
+                x = self.conv1(x)
+        elif self.how == "detach":
+            x = self.conv1(x.detach())
+        elif self.how == "data":
+            x = self.conv1(x.data)
+        else:
+            x = self.conv1(torch.from_numpy(x.detach().numpy()))
+        return self.conv2(x)
+
+
+@pytest.mark.usefixtures("comms")
+def test_a_forward_that_cuts_the_gradient_is_named_in_a_clear_error() -> None:
+    hows = ("no_grad", "detach", "data", "numpy")
+    for how in hows:
+        model = load_model(NoGrad(how), input_size=16)
+        with pytest.raises(ModelInputError, match=r"does not depend on the input image through autograd"):
+            render(model, "conv2:0", steps=1, size=16, progress=False)
+    from featviz_widgets.view import Dreamer
+
+    d = Dreamer(load_model(NoGrad("detach"), input_size=16), layer="conv2", size=32, fps=30)
+    try:
+        assert wait(lambda: "through autograd" in d.status.value, 30)
+        assert d.runner.is_running  # the loop keeps serving
+    finally:
+        d.close()
+    assert len(hows) == 4
