@@ -41,7 +41,7 @@ def _settings_text(f: BinaryIO, label: str) -> tuple[str | None, tuple[int, int]
     pixels (IDAT) and other chunks are skipped by seeking, and an oversized settings chunk is
     refused from its length alone. Returns (settings text or None, (width, height))."""
     if f.read(8) != PNG_SIGNATURE:
-        raise SavedSettingsError(f"{label} is not a PNG image (no PNG signature).")
+        raise SavedSettingsError(f"{label} is not a readable PNG image (no PNG signature).")
     size: tuple[int, int] | None = None
     text: str | None = None
     key = SETTINGS_KEY.encode("latin-1") + b"\0"

@@ -30,6 +30,9 @@ ACTIVATION_FACTOR = 2.0
 # Image parameters, their gradient, Adam's two moments, the last-good snapshot, the sampled
 # copies and their gradients, per canvas pixel and channel, in float32.
 IMAGE_FACTOR = 12
+# What a step costs whatever its size (autograd's graph, the allocator's arenas, thread stacks):
+# about 10 MB measured at 64 px.
+FIXED_BYTES = 32 * 2**20
 
 
 class MemoryLimitError(FeatvizError, MemoryError):
@@ -85,7 +88,7 @@ def step_bytes(model: torch.nn.Module, settings: RenderSettings, layers: Iterabl
     per_image = _activation_bytes(model, tuple(sorted(layers))) * fed / (natural * natural)
     copies = settings.batch * settings.views
     image = IMAGE_FACTOR * 3 * 4 * canvas * settings.batch + 8 * 3 * 4 * fed * copies
-    return int(ACTIVATION_FACTOR * per_image * copies + image)
+    return int(ACTIVATION_FACTOR * per_image * copies + image + FIXED_BYTES)
 
 
 def available_bytes(device: torch.device) -> int | None:
