@@ -180,6 +180,18 @@ def test_every_kind_of_copied_code_gives_the_same_pixels_in_a_clean_process(tmp_
             assert pixels is not None, err
             assert np.array_equal(pixels, np.asarray(d.image()))
             kinds += 1
+        # a bundled sample photo
+        user_sets(d.page_picker, "Photo")
+        user_sets(shown(d.pages["Photo"], W.Dropdown, description="sample"), "coffee")
+        d.photo.live()
+        d.runner.resume()
+        assert wait(lambda: _started_from(d, "sample_photo('coffee')"), 60)
+        code = _pause_and_copy(d)
+        pixels, err = _run_code(code, tmp_path, prelude)
+        assert pixels is not None, err
+        assert np.array_equal(pixels, np.asarray(d.image()))
+        user_sets(d.page_picker, "Controls")
+        kinds += 1
         # a gallery tile
         d.runner.resume()
         d.explore.render_gallery()
@@ -207,7 +219,7 @@ def test_every_kind_of_copied_code_gives_the_same_pixels_in_a_clean_process(tmp_
             kinds += 1
     finally:
         d.close()
-    assert kinds == 8
+    assert kinds == 9
 
 
 @pytest.mark.usefixtures("comms")

@@ -8,7 +8,7 @@ it costs microseconds and runs once per settings change (where a value enters: `
 ``LiveRunner.set``/``load``), never per step. ``check_fits`` compares it with what the device
 has free (CPU: the kernel's MemAvailable; CUDA: free plus what torch's cache holds) and raises
 ``MemoryLimitError`` naming both. The factors were measured on the embedded model and torchvision
-ResNet-18 (docs/adversarial.md): a real step stays under the estimate.
+ResNet-18 (benchmarks/memory_estimate.py, docs/adversarial.md): a real step stays under the estimate.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from .settings import RenderSettings
 
 # A step keeps each module's output for the backward pass, the functional ops between modules
 # (residual adds, padding) add to it, and the backward pass holds gradients of a similar size
-# while it runs: measured peaks were 1.0x (EfficientNet-Lite0, whose folded BatchNorms count
-# twice) to 2.0x (ResNet-18) the leaf modules' outputs, so 2x.
+# while it runs: measured peaks were about 1x (EfficientNet-Lite0, whose folded BatchNorms count
+# twice) to 2x (ResNet-18) the leaf modules' outputs, so 2x (benchmarks/memory_estimate.py).
 ACTIVATION_FACTOR = 2.0
 # Image parameters, their gradient, Adam's two moments, the last-good snapshot, the sampled
 # copies and their gradients, per canvas pixel and channel, in float32.

@@ -185,7 +185,9 @@ class Renderer:
     def set_objective(self, objective: Objective | str, keep_image: bool = True) -> None:
         """Switch target. ``keep_image`` warm-starts from the current picture (with fresh
         optimizer state); otherwise the image restarts from the seed."""
-        self.objective = self._checked(as_objective(objective), self.settings.batch)
+        objective = self._checked(as_objective(objective), self.settings.batch)
+        check_fits(self.model, self.settings, objective.layers)  # a deeper layer keeps more activations
+        self.objective = objective
         self.history = []
         self._redirect_left = self.settings.redirect_steps
         if keep_image:

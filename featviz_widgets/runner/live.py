@@ -221,6 +221,7 @@ class LiveRunner:
             if target == self._target and keep:
                 return
             self._check(target, self._settings.batch)
+            self._fits(self._settings, target)  # a deeper layer keeps more activations
             self._target = target
             self._queue_change("target", (target, keep))
 
