@@ -222,6 +222,34 @@ def test_every_kind_of_copied_code_gives_the_same_pixels_in_a_clean_process(tmp_
     assert kinds == 9
 
 
+def test_names_in_copied_code_stay_data() -> None:
+    """Module names, layer names and file names with newlines, quotes and code end up as
+    comments or string literals: the code compiles and runs none of it."""
+    import ast
+
+    from featviz_widgets.engine.models import load_code, load_code_note, wrap_module
+    from featviz_widgets.runner import PhotoStart, Recording
+
+    crafted = [
+        "x\nraise SystemExit(3)",
+        "y'); raise SystemExit(4) #",
+        'z"""\nraise SystemExit(5)\n"""',
+        "\r\nimport os",
+    ]
+    for text in crafted:
+        model = wrap_module(TinyNet(), input_size=32, name=text)
+        rec = Recording(RenderSettings(size=32), Target(layer=text), PhotoStart(f"load_photo({text!r})", text, text))
+        code = rec.code(load_code(model), 3, lambda t: 0, 1, load_code_note(model))
+        tree = ast.parse(code)
+        ran = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Raise) or (isinstance(n, ast.Import) and n.names[0].name != "torch")
+        ]
+        assert not ran, code
+    assert len(crafted) == 4
+
+
 @pytest.mark.usefixtures("comms")
 def test_a_saved_target_without_a_control_is_refused_whole(tmp_path: Path) -> None:
     from featviz_widgets.export import save_png

@@ -405,8 +405,9 @@ def load_code_note(model: FeatvizModel) -> str | None:
     """The comment line to put before ``load_code`` when it needs the caller's module."""
     if model.source is not None:
         return None
+    name = " ".join(str(model.name).split())  # one line: a newline in a name would end the comment
     return (
-        f"# {USER_MODULE}: the nn.Module you visualized (a {model.name}); this code cannot create it: "
+        f"# {USER_MODULE}: the nn.Module you visualized (a {name}); this code cannot create it: "
         f"define {USER_MODULE} = ... above (a NameError says it is missing)."
     )
 
