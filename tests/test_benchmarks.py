@@ -111,3 +111,18 @@ def test_quality_tv_reaches_the_renderer(monkeypatch: pytest.MonkeyPatch) -> Non
     smooth, _ = quality.ours(model, 1, 64, tv=100.0)
     assert np.array_equal(plain[4], again[4])
     assert not np.array_equal(plain[4], smooth[4])
+
+
+@pytest.mark.slow
+def test_memory_estimate_benchmark_runs() -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # this tree's engine/memory.py
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "memory_estimate.py"), "--small"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("ratio ") == 2

@@ -217,9 +217,12 @@ def capture(model: FeatvizModel, x: torch.Tensor, layers: Iterable[str]) -> dict
         def hook(_m: torch.nn.Module, _inp: object, out: torch.Tensor, name: str = name) -> None:
             if threading.get_ident() != owner or name in outputs:
                 return
-            outputs[name] = out
-            if len(outputs) == len(wanted):
+            if len(outputs) + 1 == len(wanted):  # the last one: the pass stops here, nothing can overwrite it
+                outputs[name] = out
                 raise _TargetReached
+            # The pass goes on: a later in-place op (ReLU(inplace=True), x += ...) would overwrite
+            # this tensor, so the objective gets its own copy (the gradient flows through clone).
+            outputs[name] = out.clone() if isinstance(out, torch.Tensor) else out
 
         handles.append(module.register_forward_hook(hook))
     try:
@@ -234,4 +237,13 @@ def capture(model: FeatvizModel, x: torch.Tensor, layers: Iterable[str]) -> dict
     missing = wanted - outputs.keys()
     if missing:  # e.g. a module defined but never called in forward
         raise ModelInputError(f"Layer(s) {sorted(missing)} never ran in the model's forward pass.")
+    if x.requires_grad and torch.is_grad_enabled():
+        cut = sorted(n for n, out in outputs.items() if isinstance(out, torch.Tensor) and not out.requires_grad)
+        if cut:
+            raise ModelInputError(
+                f"The model's output at layer(s) {cut} does not depend on the input image through autograd: "
+                "its forward cuts the gradient before there (torch.no_grad(), .detach(), .data, or a trip "
+                "through NumPy). Feature visualization follows the gradient from the layer back to the image; "
+                "remove that from the model's forward (or visualize an earlier layer)."
+            )
     return outputs

@@ -8,8 +8,10 @@ known, the ImageNet class names. Layer names are the network's own dotted module
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -89,6 +91,11 @@ class FeatvizModel(nn.Module):
         super().__init__()
         from .layouts import check_override
 
+        # How load_model loads this model again (the code the widget and the atlas give): ``source``
+        # is its name ('resnet50', 'timm:...'), None for a user's module; ``load_options`` the
+        # keyword arguments that change what is loaded (weights, device, input_size, mean...).
+        self.source: str | None = None
+        self.load_options: dict[str, object] = {}
         self.layouts = {str(k): check_override(str(k), v) for k, v in (layouts or {}).items()}
         if prefix_tokens is not None and (
             isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, int) or prefix_tokens < 0
@@ -207,7 +214,7 @@ def load_efficientnet_lite(variant: str = EMBEDDED_MODEL, weights: str | Path | 
     _load_state(net, translate_lukemelas_keys(_safe_load(path)), path)
     net.eval()
     fold_batchnorm(net)  # same function, one op less per layer (see fold_batchnorm)
-    return FeatvizModel(
+    fm = FeatvizModel(
         net,
         name=variant,
         input_size=VARIANTS[variant].resolution,
@@ -215,6 +222,8 @@ def load_efficientnet_lite(variant: str = EMBEDDED_MODEL, weights: str | Path | 
         main_layers=net.main_layers(),
         channels_last=True,  # depthwise convolutions run faster in NHWC
     )
+    fm.source = variant
+    return fm
 
 
 def torchvision_weights_path(name: str) -> tuple[Path, str]:
@@ -256,13 +265,15 @@ def load_torchvision(name: str, weights: str | Path | None = None) -> FeatvizMod
         for aux in ("aux1", "aux2", "AuxLogits"):
             if hasattr(net, aux):
                 setattr(net, aux, None)
-    return FeatvizModel(
+    fm = FeatvizModel(
         net,
         name=name,
         input_size=_torchvision_input_size(name, net),
         preprocess=Normalize(IMAGENET_MEAN, IMAGENET_STD),
         class_names=list(meta["categories"]),
     )
+    fm.source = name
+    return fm
 
 
 def _torchvision_input_size(name: str, net: nn.Module) -> int:
@@ -293,9 +304,29 @@ def wrap_module(
     """Any user ``nn.Module`` that takes an image batch. ``mean``/``std`` describe the
     normalization it expects on RGB in [0, 1]; ``in_channels=1`` feeds it grayscale.
     ``input_size`` defaults to what the network says (torchvision's ``image_size``, timm's
-    config), else 224; ``layouts``/``prefix_tokens``: see FeatvizModel."""
+    config), else 224; ``layouts``/``prefix_tokens``: see FeatvizModel.
+
+    ``net`` itself is left as it was: its training mode, its parameters' ``requires_grad`` and
+    its device do not change, and no hook stays on it. The visualization works on a copy of
+    the module tree that *shares* the parameter and buffer tensors (no memory is copied), so
+    weights the caller goes on training in place are what the visualization sees next; on
+    another device (``load_model(net, device=...)``) the copy holds its own weights.
+    """
     if isinstance(net, FeatvizModel):
         return net
+    options: dict[str, object] = {
+        k: v
+        for k, v in {
+            "input_size": input_size,
+            "mean": None if mean is None else list(mean),
+            "std": None if std is None else list(std),
+            "in_channels": in_channels,
+            "layouts": None if layouts is None else dict(layouts),
+            "prefix_tokens": prefix_tokens,
+        }.items()
+        if v is not None
+    }
+    original, net = net, _shadow(net)
     if input_size is None:
         from .input_size import natural_size
 
@@ -324,14 +355,60 @@ def wrap_module(
             )
         steps.append(Normalize(mean, std))
     preprocess = nn.Sequential(*steps) if steps else None
-    return FeatvizModel(
+    fm = FeatvizModel(
         net,
-        name=name or type(net).__name__,
+        name=name or type(original).__name__,
         input_size=input_size,
         preprocess=preprocess,
         class_names=class_names,
         layouts=layouts,
         prefix_tokens=prefix_tokens,
+    )
+    fm.load_options = options
+    return fm
+
+
+def _shadow(net: nn.Module) -> nn.Module:
+    """A copy of the module tree whose parameters are frozen aliases of ``net``'s (same
+    storage, ``requires_grad`` off) and whose buffers are ``net``'s own tensors: eval mode,
+    frozen weights, hooks and device moves then touch the copy only."""
+    memo: dict[int, object] = {}
+    for p in net.parameters():
+        memo[id(p)] = nn.Parameter(p.detach(), requires_grad=False)
+    for b in net.buffers():
+        memo[id(b)] = b
+    try:
+        return copy.deepcopy(net, memo)
+    except Exception as exc:  # a module holding something that cannot be copied (a lock, a file)
+        warnings.warn(
+            f"Could not copy {type(net).__name__} ({type(exc).__name__}: {exc}); it is visualized as is, "
+            "so it is put in eval mode with requires_grad off: call .train() and requires_grad_(True) "
+            "on it again before training it.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return net
+
+
+USER_MODULE = "my_module"  # the name the code the widget and the atlas give uses for a user's module
+
+
+def load_code(model: FeatvizModel) -> str:
+    """``load_model(...)`` that loads ``model`` again: by name for the built-in models, with
+    ``my_module`` (the caller's own nn.Module, which the code cannot create) otherwise."""
+    head = repr(model.source) if model.source is not None else USER_MODULE
+    options = "".join(f", {k}={v!r}" for k, v in model.load_options.items())
+    return f"load_model({head}{options})"
+
+
+def load_code_note(model: FeatvizModel) -> str | None:
+    """The comment line to put before ``load_code`` when it needs the caller's module."""
+    if model.source is not None:
+        return None
+    name = " ".join(str(model.name).split())  # one line: a newline in a name would end the comment
+    return (
+        f"# {USER_MODULE}: the nn.Module you visualized (a {name}); this code cannot create it: "
+        f"define {USER_MODULE} = ... above (a NameError says it is missing)."
     )
 
 
@@ -368,6 +445,8 @@ def load_model(
         model = EMBEDDED_MODEL
     if isinstance(model, nn.Module):
         fm = wrap_module(model, **module_options)  # type: ignore[arg-type]
+        if fm is model:
+            return fm.to(target)
     elif isinstance(model, str):
         layouts = module_options.pop("layouts", None)
         if module_options:
@@ -385,8 +464,14 @@ def load_model(
             from .layouts import check_override
 
             fm.layouts = {str(k): check_override(str(k), v) for k, v in dict(layouts).items()}  # type: ignore[call-overload]
+            fm.load_options["layouts"] = dict(fm.layouts)
+        fm.source = model
+        if weights is not None:
+            fm.load_options = {"weights": str(weights), **fm.load_options}
     else:
         raise ModelInputError(f"model must be None, a model name or an nn.Module, not {type(model).__name__}.")
+    if device is not None:
+        fm.load_options["device"] = str(device)
     return fm.to(target)
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from ..errors import ChannelRangeError, InvalidSettingError, ObjectiveSyntaxError, unknown_layer
+from ..errors import ChannelRangeError, InvalidSettingError, ObjectiveSyntaxError, excerpt, unknown_layer
 from .layers import LayerInfo
 from .layouts import TOKENS, to_nchw
 from .models import LOGITS
@@ -519,6 +519,8 @@ def _atom(text: str, logits_layer: str) -> Objective:
     if not rest:
         return DeepDream(layer)
     index, _, pos = rest.partition("@")
+    if len(index) > 9 or any(len(v) > 9 for v in pos.split(",")):
+        raise ObjectiveSyntaxError(f"A unit or position number in {excerpt(text)} has more than 9 digits.")
     if pos == "cls":
         return ClassToken(layer, int(index))
     if pos:
@@ -529,10 +531,21 @@ def _atom(text: str, logits_layer: str) -> Objective:
     return Channel(layer, int(index))
 
 
+MAX_OBJECTIVE_CHARS = 4_000  # an objective string of 100 weighted terms is about 2,000 characters
+MAX_OBJECTIVE_TERMS = 128  # each term costs a reduction per step; far beyond any hand-written sum
+
+
 def parse_objective(text: str, logits_layer: str = LOGITS) -> Objective:
-    """Parse an objective string (never evaluated as code). Grammar: see ``GRAMMAR``."""
+    """Parse an objective string (never evaluated as code). Grammar: see ``GRAMMAR``. Strings
+    longer than ``MAX_OBJECTIVE_CHARS`` or with more than ``MAX_OBJECTIVE_TERMS`` terms are
+    refused before any work (messages quote a short excerpt of the text)."""
     if not isinstance(text, str) or not text.strip():
         raise ObjectiveSyntaxError(f"Empty objective. Valid forms: {GRAMMAR}.")
+    if len(text) > MAX_OBJECTIVE_CHARS:
+        raise ObjectiveSyntaxError(
+            f"The objective string {excerpt(text)} is longer than the {MAX_OBJECTIVE_CHARS:,} characters "
+            "accepted; build large sums in Python (Channel(...) + ...) instead."
+        )
     pos, sign, weight = 0, 1.0, None
     terms: list[tuple[float, Objective]] = []
     expect_term = True
@@ -541,7 +554,7 @@ def parse_objective(text: str, logits_layer: str = LOGITS) -> Objective:
         m = _TOKEN.match(stripped, pos)
         if m is None or m.end() == pos:
             raise ObjectiveSyntaxError(
-                f"Cannot parse objective {text!r} at character {pos + 1} ({stripped[pos : pos + 10]!r}). Valid forms: {GRAMMAR}."
+                f"Cannot parse objective {excerpt(text)} at character {pos + 1} ({stripped[pos : pos + 10]!r}). Valid forms: {GRAMMAR}."
             )
         pos = m.end()
         if m.group("op"):
@@ -551,21 +564,25 @@ def parse_objective(text: str, logits_layer: str = LOGITS) -> Objective:
                 sign = -sign
             else:
                 raise ObjectiveSyntaxError(
-                    f"Unexpected {m.group('op')!r} in objective {text!r}. Valid forms: {GRAMMAR}."
+                    f"Unexpected {m.group('op')!r} in objective {excerpt(text)}. Valid forms: {GRAMMAR}."
                 )
         elif m.group("num"):
             if not expect_term or weight is not None:
-                raise ObjectiveSyntaxError(f"Unexpected weight in objective {text!r}. Valid forms: {GRAMMAR}.")
+                raise ObjectiveSyntaxError(f"Unexpected weight in objective {excerpt(text)}. Valid forms: {GRAMMAR}.")
             weight = float(m.group("num"))
         else:
             if not expect_term:
                 raise ObjectiveSyntaxError(
-                    f"Missing + or - between terms in objective {text!r}. Valid forms: {GRAMMAR}."
+                    f"Missing + or - between terms in objective {excerpt(text)}. Valid forms: {GRAMMAR}."
+                )
+            if len(terms) == MAX_OBJECTIVE_TERMS:
+                raise ObjectiveSyntaxError(
+                    f"The objective {excerpt(text)} has more than {MAX_OBJECTIVE_TERMS} terms, the most accepted."
                 )
             terms.append((sign * (1.0 if weight is None else weight), _atom(m.group("atom"), logits_layer)))
             sign, weight, expect_term = 1.0, None, False
     if expect_term:
-        raise ObjectiveSyntaxError(f"Objective {text!r} ends without a term. Valid forms: {GRAMMAR}.")
+        raise ObjectiveSyntaxError(f"Objective {excerpt(text)} ends without a term. Valid forms: {GRAMMAR}.")
     if len(terms) == 1 and terms[0][0] == 1.0:
         return terms[0][1]
     return Sum(terms)

@@ -27,6 +27,7 @@ from .align import Reference, align_layers, reference_activations
 from .allocator import keep_freed_memory
 from .input_size import fed_size
 from .layers import capture, layers_by_name
+from .memory import check_fits
 from .models import FeatvizModel, ensure_model
 from .objectives import L1, BlurPenalty, Context, Objective, TotalVariation, as_objective
 from .optim import ImageOptimizer, adam
@@ -37,6 +38,7 @@ from .settings import RenderSettings, check_int
 from .transforms import random_affine
 
 _PENALTIES = {"l1": L1(), "tv": TotalVariation(), "blur": BlurPenalty()}
+_MEMORY_FIELDS = frozenset({"size", "batch", "views", "input_size"})  # what a step's memory depends on
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Renderer:
         self.step_count = 0
         self.history: list[float] = []
         self.objective = self._checked(as_objective(objective), self.settings.batch)
+        check_fits(self.model, self.settings, self.objective.layers)  # refused before anything is allocated
         self._layers = layers_by_name(self.model)
         self._init_image = _image_tensor(init_image) if init_image is not None else None
         self._bounds: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -161,6 +164,8 @@ class Renderer:
         is made); what changes decides whether the image is rebuilt, as in ``update``."""
         if new.batch != self.settings.batch:  # before anything changes: a refusal leaves all as it was
             self._checked(self.objective, new.batch)
+        if any(getattr(new, k) != getattr(self.settings, k) for k in _MEMORY_FIELDS):
+            check_fits(self.model, new, self.objective.layers)
         old, self.settings = self.settings, new
         changed = {k for k in new.as_dict() if getattr(new, k) != getattr(old, k)}
         if not changed:
@@ -190,7 +195,9 @@ class Renderer:
     def set_objective(self, objective: Objective | str, keep_image: bool = True) -> None:
         """Switch target. ``keep_image`` warm-starts from the current picture (with fresh
         optimizer state); otherwise the image restarts from the seed."""
-        self.objective = self._checked(as_objective(objective), self.settings.batch)
+        objective = self._checked(as_objective(objective), self.settings.batch)
+        check_fits(self.model, self.settings, objective.layers)  # a deeper layer keeps more activations
+        self.objective = objective
         self.history = []
         self._redirect_left = self.settings.redirect_steps
         if keep_image:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidSettingError
+from ..errors import InvalidSettingError, excerpt
 from .param import PARAMS, check_param, check_size, param_from_flags
 from .transforms import TransformConfig
 
@@ -22,12 +22,12 @@ MAX_LR = 10.0
 
 def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidSettingError(f"{name} must be a number, got {value!r}.")
+        raise InvalidSettingError(f"{name} must be a number, got {excerpt(value)}.")
     v = float(value)
     bad = not math.isfinite(v) or v > high or (v <= low if low_open else v < low)
     if bad:
         lo = f"> {low:g}" if low_open else f">= {low:g}"
-        raise InvalidSettingError(f"{name} must be a finite number {lo} and <= {high:g}, got {value!r}.")
+        raise InvalidSettingError(f"{name} must be a finite number {lo} and <= {high:g}, got {excerpt(value)}.")
     return v
 
 
@@ -35,10 +35,10 @@ def check_int(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         # numpy integers are fine; floats such as 3.0 or strings are not
         if not (hasattr(value, "__index__") and not isinstance(value, float)):
-            raise InvalidSettingError(f"{name} must be an integer from {low} to {high}, got {value!r}.")
+            raise InvalidSettingError(f"{name} must be an integer from {low} to {high}, got {excerpt(value)}.")
         value = int(value.__index__())
     if not low <= value <= high:
-        raise InvalidSettingError(f"{name} must be an integer from {low} to {high}, got {value!r}.")
+        raise InvalidSettingError(f"{name} must be an integer from {low} to {high}, got {excerpt(value)}.")
     return int(value)
 
 

@@ -43,6 +43,8 @@ import torch
 from ..engine import FeatvizModel, Renderer, RenderSettings
 from ..engine.layers import layer_info, layers_by_name
 from ..engine.maco import transparency_overlay
+from ..engine.memory import check_fits
+from ..engine.models import load_code, load_code_note
 from ..engine.openmp import release_idle_openmp_threads
 from ..engine.renderer import to_uint8
 from ..engine.timelapse import Timelapse
@@ -54,6 +56,7 @@ from .target import Target
 
 _RUNNERS: weakref.WeakSet[LiveRunner] = weakref.WeakSet()
 
+_NOT_SAVED = "start_image is the image you started from (not saved): define start_image = ... above"
 STATES = ("starting", "running", "settled", "paused", "busy", "error", "stopped")
 
 
@@ -149,6 +152,7 @@ class LiveRunner:
         self._queue: list[tuple[str, Any]] = []
         self._thread: threading.Thread | None = None
         self._check(target, settings.batch)
+        self._fits(settings, target)
         self._settings, self._target = settings, target
         self._photo: PhotoStart | None = None
         self.recording = Recording(settings, target)
@@ -178,6 +182,16 @@ class LiveRunner:
     def _check(self, target: Target, batch: int) -> None:
         target.objective(self.channels_for(target)).check(layers_by_name(self.model), batch)
 
+    def check(self, settings: RenderSettings, target: Target) -> None:
+        """Raise what ``load(settings, target)`` would raise, changing nothing (the objective
+        against the model, and the memory a step needs against the device's)."""
+        self._check(target, settings.batch)
+        self._fits(settings, target)
+
+    def _fits(self, settings: RenderSettings, target: Target) -> None:
+        """A size, batch or views no device memory can hold is refused here, where it enters."""
+        check_fits(self.model, settings, target.objective(self.channels_for(target)).layers)
+
     def _queue_change(self, kind: str, value: Any) -> None:
         self._queue.append((kind, value))
         self._wake.set()
@@ -192,6 +206,13 @@ class LiveRunner:
                 return
             if new.batch != self._settings.batch:
                 self._check(self._target, new.batch)
+            if (new.size, new.batch, new.views, new.input_size) != (
+                self._settings.size,
+                self._settings.batch,
+                self._settings.views,
+                self._settings.input_size,
+            ):
+                self._fits(new, self._target)
             self._settings = new
             self._queue_change("settings", new)
 
@@ -202,6 +223,7 @@ class LiveRunner:
             if target == self._target and keep:
                 return
             self._check(target, self._settings.batch)
+            self._fits(self._settings, target)  # a deeper layer keeps more activations
             self._target = target
             self._queue_change("target", (target, keep))
 
@@ -226,7 +248,7 @@ class LiveRunner:
             if photo is None:
                 source = None
             elif source is None:
-                source = PhotoStart("start_image  # the image you started from (not saved)", "a photo")
+                source = PhotoStart("start_image", "a photo", _NOT_SAVED)
             self._queue_change("photo", (None if photo is None else photo.detach().cpu(), source, self._settings))
 
     def load(
@@ -239,10 +261,10 @@ class LiveRunner:
         """Take ``settings`` and ``target`` together (all or nothing) and restart, from ``photo``
         when given (``source`` says where it came from, for ``code()``), else from the seed."""
         with self._lock:
-            self._check(target, settings.batch)
+            self.check(settings, target)
             if photo is not None:
                 settings = settings.replace(size=_fit(photo.shape[-2:], settings.side, minimum=16))
-                source = source or PhotoStart("start_image  # the image you started from (not saved)", "an image")
+                source = source or PhotoStart("start_image", "an image", _NOT_SAVED)
             self._settings, self._target = settings, target
             self._queue_change("load", (settings, target, None if photo is None else photo.detach().cpu(), source))
 
@@ -303,7 +325,7 @@ class LiveRunner:
             rec = Recording(self.recording.settings, self.recording.target, self.recording.photo)
             rec.events = [e for e in self.recording.events if e[0] <= snap.step]
         threads = cpu_threads() if self.model.device.type == "cpu" else None
-        return rec.code(self.model.name, snap.step, self.channels_for, threads)
+        return rec.code(load_code(self.model), snap.step, self.channels_for, threads, load_code_note(self.model))
 
     def timelapse_gif(self, fps: float = 12.0) -> bytes:
         with self._lock:

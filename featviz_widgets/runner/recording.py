@@ -20,10 +20,12 @@ from .target import Target
 @dataclass(frozen=True)
 class PhotoStart:
     """Where the run's start picture came from, as a Python expression giving a PIL image
-    (``sample_photo('chelsea')``, ``load_photo('cat.jpg')``), and how to show it to people."""
+    (``sample_photo('chelsea')``, ``load_photo('cat.jpg')``), how to show it to people, and what
+    the person running the code must know (``note``)."""
 
-    expression: str
+    expression: str  # an expression only: never a comment (it is placed inside a call)
     label: str
+    note: str | None = None  # a comment put on its own line before the call, e.g. where the file goes
 
 
 @dataclass
@@ -67,9 +69,20 @@ class Recording:
         """True once something changed during the run (the code then replays the changes)."""
         return bool(self.events)
 
-    def code(self, model_name: str, steps: int, channels: Callable[[Target], int], threads: int | None) -> str:
-        """A script that reproduces the image after ``steps`` steps of this run."""
-        lines = self._body(model_name, steps, channels, threads)
+    def code(
+        self,
+        model: str,
+        steps: int,
+        channels: Callable[[Target], int],
+        threads: int | None,
+        model_note: str | None = None,
+    ) -> str:
+        """A script that reproduces the image after ``steps`` steps of this run; ``model`` is
+        the ``load_model(...)`` expression that loads the model again (``models.load_code``),
+        ``model_note`` a comment line put before it."""
+        lines = self._body(model, steps, channels, threads)
+        if model_note is not None:
+            lines.insert(0, model_note)
         body = "\n".join(lines)
         head = ["import torch"] if "torch." in body else []
         head.append("from featviz_widgets import *")
@@ -78,7 +91,7 @@ class Recording:
                 head.append(f"from {module} import {name}")
         return "\n".join([*head, "", *lines])
 
-    def _body(self, model_name: str, steps: int, channels: Callable[[Target], int], threads: int | None) -> list[str]:
+    def _body(self, model: str, steps: int, channels: Callable[[Target], int], threads: int | None) -> list[str]:
         lines: list[str] = []
         thread_note = "  # the live loop's CPU threads: the same arithmetic, the same pixels"
         if not self.events and self.photo is None:
@@ -88,7 +101,7 @@ class Recording:
             )
             threads_arg = f", threads={threads}" if threads is not None else ""
             lines += [
-                f"result = render(load_model({model_name!r}), {objective_code(self.target, channels(self.target))}, "
+                f"result = render({model}, {objective_code(self.target, channels(self.target))}, "
                 f"steps={steps}, size={s.size!r}, seed={s.seed}, progress=False{threads_arg}{extra})"
                 + (thread_note if threads is not None else ""),
                 "result.image" if s.batch == 1 else "result.images",
@@ -97,8 +110,10 @@ class Recording:
         if threads is not None:
             lines.append(f"torch.set_num_threads({threads}){thread_note}")
         start = f", init_image={self.photo.expression}" if self.photo is not None else ""
+        lines.append(f"model = {model}")
+        if self.photo is not None and self.photo.note:
+            lines.append(f"# init_image: {_one_line(self.photo.note)}")
         lines += [
-            f"model = load_model({model_name!r})",
             f"renderer = Renderer(model, {objective_code(self.target, channels(self.target))}, "
             f"{settings_code(self.settings)}{start})",
         ]
@@ -131,7 +146,13 @@ _EXTRA_NAMES = (
     ("featviz_widgets.engine.photos", "sample_photo"),
     ("featviz_widgets.engine.explore", "layer_gallery"),
     ("featviz_widgets.engine.direction_views", "directions_from_photos"),
+    ("featviz_widgets.runner", "read_saved"),
 )
+
+
+def _one_line(text: str) -> str:
+    """Text safe inside a # comment: one line (a newline would end the comment and run the rest)."""
+    return " ".join(text.split())
 
 
 def _changed_fields(settings: RenderSettings) -> dict[str, object]:

@@ -23,7 +23,7 @@ from ..engine import (
     parse_objective,
 )
 from ..engine.models import LOGITS
-from ..errors import InvalidSettingError
+from ..errors import InvalidSettingError, excerpt
 
 MODES = ("channel", "neuron", "deepdream", "class", "token", "direction", "mix", "custom")
 
@@ -94,7 +94,7 @@ class Target:
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise InvalidSettingError(f"Unknown target field(s) {unknown}; valid: {sorted(known)}.")
+            raise InvalidSettingError(f"Unknown target field(s) {excerpt(unknown)}; valid: {sorted(known)}.")
         kinds: dict[str, tuple[type, ...]] = {
             "mode": (str,),
             "layer": (str,),
@@ -120,9 +120,9 @@ class Target:
             bad = not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
             if bad or (float in allowed and not _is_number(value)):
                 names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds[name])
-                raise InvalidSettingError(f"target {name} must be {names}, got {value!r}.")
+                raise InvalidSettingError(f"target {name} must be {names}, got {excerpt(value)}.")
         if values.get("mode", "channel") not in MODES:
-            raise InvalidSettingError(f"target mode {values['mode']!r} is unknown; valid: {', '.join(MODES)}.")
+            raise InvalidSettingError(f"target mode {excerpt(values['mode'])} is unknown; valid: {', '.join(MODES)}.")
         for name in ("unit", "unit_b", "direction_seed"):
             if name in values and values[name] < 0:
                 raise InvalidSettingError(f"target {name} must be >= 0, got {values[name]!r}.")

@@ -9,7 +9,6 @@ modules and see the widget through ``host.Host``.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import threading
 import warnings
@@ -44,7 +43,7 @@ from .controls import (
 from .explore_panel import ExplorePanel
 from .export_panel import ExportPanel
 from .live_image import LiveImage
-from .parts import error_html
+from .parts import data_link, error_html
 from .photo_panel import PhotoPanel
 from .status import file_stem, sparkline, status_html
 
@@ -359,6 +358,8 @@ class Dreamer(W.HBox):
         with self._quiet():
             c.mode.value = target.mode
             if target.mode != "class":
+                if target.layer not in {value for _, value in c.layer.options}:  # a layer beyond the main ones
+                    c.layer.options = [*c.layer.options, (target.layer, target.layer)]
                 c.layer.value = target.layer
             c.unit.max = c.unit_b.max = max(self._infos[target.layer].channels - 1, 0)
             if target.mode == "class":
@@ -485,15 +486,35 @@ class Dreamer(W.HBox):
             Path(path).write_bytes(data)
         return data
 
-    def load(self, source: str | Path | bytes) -> None:
-        """Apply the settings and target stored in a PNG saved by ``save`` (path or file bytes)
-        and continue live from its picture. All or nothing: a bad file raises a FeatvizError
-        naming the field and changes nothing."""
-        settings, target, picture = read_saved(source)
-        name = "the PNG you loaded" if isinstance(source, (bytes, bytearray)) else str(source)
-        start = PhotoStart(f"load_photo({name!r})", name)
+    def load(self, source: str | Path | bytes, name: str | None = None) -> None:
+        """Apply the settings and target stored in a PNG saved by ``save`` (path or file bytes;
+        ``name``: the uploaded file's name) and continue live from its picture. All or nothing:
+        a bad file, a target these controls cannot show, or settings the device cannot hold
+        raise a FeatvizError naming what is wrong and change nothing; the pixels are decoded only
+        once the settings passed."""
+        settings, target, picture = read_saved(source, check=self._check_load)
+        path = str(source) if isinstance(source, (str, Path)) else (name or "featviz.png")
+        note = None if isinstance(source, (str, Path)) else "the PNG you loaded: put its path here"
+        start = PhotoStart(f"read_saved({path!r})[2]", Path(path).name, note)
         self.runner.load(settings, target, pil_to_tensor(picture), start)
         self._sync(self.runner.settings, target)
+
+    def _check_load(self, settings: RenderSettings, target: Target) -> None:
+        """Refuse what the controls cannot show or the runner would refuse, before anything changes."""
+        c = self.controls
+        modes = [value for _, value in c.mode.options]
+        if target.mode not in modes:
+            raise InvalidSettingError(
+                f"The saved target's mode {target.mode!r} has no control in this widget (valid: "
+                f"{', '.join(modes)}); render it headless with Renderer(model, objective) instead."
+            )
+        if target.mode != "class" and target.layer not in self._infos:
+            raise unknown_layer(target.layer, [v for _, v in c.layer.options])
+        if target.mode == "class" and not 0 <= target.unit < len(c.klass.options):
+            raise InvalidSettingError(
+                f"The saved class {target.unit} is not one of this model's {len(c.klass.options)} classes."
+            )
+        self.runner.check(settings, target)
 
     def save(self, path: str | Path) -> Path:
         """Write the current picture as PNG (with its settings in the metadata) to ``path``;
@@ -513,8 +534,7 @@ class Dreamer(W.HBox):
         if isinstance(self.image_widget, LiveImage):
             self.image_widget.download(png, name)
         # A link works everywhere too (and is the only way with the Image backend).
-        b64 = base64.b64encode(png).decode()
-        self.download_link.value = f'<a download="{name}" href="data:image/png;base64,{b64}">⤓ {name}</a>'
+        self.download_link.value = data_link(png, name, "image/png")
 
     def wait_for_steps(self, steps: int, timeout: float = 30.0) -> bool:
         """Block until the optimization has made ``steps`` steps (for scripts and tests)."""

@@ -4,13 +4,14 @@ appears right under the button that made it."""
 
 from __future__ import annotations
 
-import html
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
 import numpy as np
 
 from ..engine import SanityReadout, explore, sanity_readout
+from ..markup import escape, html
 from ..runner import PhotoStart, Target
 from ..runner.encode import labelled_grid, tile_index
 from .controls import STYLE, wide_layout
@@ -136,7 +137,7 @@ class ExplorePanel:
 
     def _show_sheet(self, sheet: explore.Sheet, box: W.Box) -> None:
         box.children = [
-            W.VBox([png_widget(img, 110), W.HTML(f"<small>{label}<br>value {v:.3g}</small>")])
+            W.VBox([png_widget(img, 110), W.HTML(html("<small>{label}<br>value {v:.3g}</small>", label=label, v=v))])
             for img, label, v in zip(sheet.images, sheet.labels, sheet.values, strict=True)
         ]
 
@@ -214,9 +215,7 @@ class ExplorePanel:
                 W.VBox(
                     [
                         png_widget(e.crop.resize((96, 96)), 96),
-                        W.HTML(
-                            f"<small>{html.escape(e.source.rsplit('/', 1)[-1], quote=True)}<br>{e.score:.3g}</small>"
-                        ),
+                        W.HTML(html("<small>{name}<br>{score:.3g}</small>", name=Path(e.source).name, score=e.score)),
                     ]
                 )
                 for e in found
@@ -247,7 +246,7 @@ def sanity_html(readout: SanityReadout | None) -> str:
     for layer, cos in readout.similarity.items():
         natural = readout.natural_similarity[layer]
         lines.append(
-            f"processed like the photos at {html.escape(layer, quote=True)}: cosine <b>{cos:.2f}</b> "
+            f"processed like the photos at {escape(layer)}: cosine <b>{cos:.2f}</b> "
             f"(the photos among themselves {natural:.2f})"
         )
     return "<small>" + "<br>".join(lines) + "</small>"

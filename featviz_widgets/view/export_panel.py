@@ -82,7 +82,7 @@ class ExportPanel:
         if upload is None:
             return
         try:
-            self.host.load(upload[1])
+            self.host.load(upload[1], upload[0])
         except FeatvizError as exc:
             self._say(f"{upload[0]}: {exc} Nothing was changed.", error=True)
             return

@@ -27,8 +27,8 @@ class Host(Protocol):
     def open_live(self, target: Target, image: Image.Image | None = None, source: PhotoStart | None = None) -> None:
         """Show ``target`` in the controls and optimize it live, from ``image`` when given."""
 
-    def load(self, source: Any) -> None:
-        """Apply a saved PNG's settings (all or nothing)."""
+    def load(self, source: Any, name: str | None = None) -> None:
+        """Apply a saved PNG's settings (all or nothing); ``name``: the uploaded file's name."""
 
     def copy_to_clipboard(self, text: str) -> None:
         """Ask the browser to put ``text`` on the clipboard."""

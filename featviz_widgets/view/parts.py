@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import ipywidgets as W
 import numpy as np
 from PIL import Image
 
+from ..markup import data_link, escape
 from ..runner.encode import encode
-from .status import escape
+
+__all__ = [
+    "data_link",
+    "error_html",
+    "note_html",
+    "png_widget",
+    "progress_bar",
+    "section",
+    "tiles_box",
+    "uploaded_file",
+]
 
 
 def png_widget(image: Image.Image, width: int | None = None) -> W.Image:
     layout = W.Layout(width=f"{width}px") if width else W.Layout()
     return W.Image(value=encode(np.asarray(image.convert("RGB")), "png"), format="png", layout=layout)
-
-
-def data_link(data: bytes, filename: str, mime: str) -> str:
-    return f'<a download="{filename}" href="data:{mime};base64,{base64.b64encode(data).decode()}">⤓ {filename}</a>'
 
 
 def uploaded_file(change: dict[str, Any]) -> tuple[str, bytes] | None:

@@ -15,7 +15,7 @@ from ..runner import PhotoStart
 from ..runner.encode import encode
 from .controls import STYLE, wide_layout
 from .host import Host
-from .parts import data_link, error_html, png_widget, progress_bar, uploaded_file
+from .parts import data_link, error_html, note_html, png_widget, progress_bar, uploaded_file
 
 STAY_CLOSE = {"min": 0.0, "max": 1.0, "step": 0.05}  # explore.deepdream_photo's stay_close range
 
@@ -88,7 +88,7 @@ class PhotoPanel:
     def set_photo(self, photo: Image.Image, name: str, source: PhotoStart) -> None:
         self.photo, self.source = photo, source
         self.preview.value = encode(np.asarray(photo), "png")
-        self.message.value = f"{name}: {photo.width}x{photo.height}"
+        self.message.value = note_html(f"{name}: {photo.width}x{photo.height}")
 
     def _on_upload(self, change: dict[str, Any]) -> None:
         upload = uploaded_file(change)
@@ -102,7 +102,9 @@ class PhotoPanel:
         except PhotoError as exc:
             self.message.value = error_html(str(exc))
             return
-        source = PhotoStart(f"load_photo({name!r})  # the file you uploaded", name)
+        source = PhotoStart(
+            f"load_photo({name!r})", name, f"load_photo reads the file you uploaded ({name}): put its path here"
+        )
         self.set_photo(photo, name, source)
 
     def _on_sample(self, change: dict[str, Any]) -> None:

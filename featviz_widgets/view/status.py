@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
+from ..markup import escape
 from ..runner import Snapshot, Target
-
-
-def escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def describe(target: Target, class_names: list[str] | None) -> str:
