@@ -61,7 +61,7 @@ def test_embedded_layer_every_channel_once(lite_atlas: Any) -> None:
     assert s["objective"] == "Channel('stem', 5)"
     manifest = json.loads((r.out / "atlas.json").read_text())
     assert manifest["settings"]["threads"] == 1 and manifest["settings"]["chunk"] == 8
-    assert manifest["layers"] == [{"name": "stem", "kind": "channel", "units": 32}]
+    assert manifest["layers"] == [{"name": "stem", "kind": "channel", "units": 32, "of": 32}]
     assert leftovers(r.out) == []
 
 
