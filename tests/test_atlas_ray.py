@@ -182,8 +182,9 @@ def test_cli_host_port_and_auto(cluster: str, small_reference: Any, tmp_path: Pa
         s = summary(done)
         assert (s["tiles"], s["rendered"], s["resumed"]) == (32, 32, 0), address
         assert_same(folder, small_reference)
-    status = subprocess.run([RAY_BIN, "status", "--address", cluster], env=env(), capture_output=True, timeout=120)
-    assert status.returncode == 0  # the atlas left the user's cluster running
+    token = {**env(), "RAY_AUTH_MODE": "token"}  # `ray status` sends this machine's token only when told
+    status = subprocess.run([RAY_BIN, "status", "--address", cluster], env=token, capture_output=True, timeout=120)
+    assert status.returncode == 0, status.stderr[-1000:]  # the atlas left the user's cluster running
 
 
 def busy_workers() -> list[int]:
@@ -354,3 +355,26 @@ def test_cluster_stopped_by_ray_stop_is_refused_quickly(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 2 and "does not answer" in done.stderr
+
+
+def test_starting_ray_off_the_main_thread_is_refused_clearly(tmp_path: Path) -> None:
+    """From a worker thread Ray's driver would lose the GCS after 60 s: refused before ray.init,
+    with what to do instead."""
+    import threading
+
+    from featviz_widgets.atlas import RayUnavailableError
+
+    caught: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            render_atlas(wrap_module(TinyNet(), input_size=32, name="tiny"), out=tmp_path, ray="local", **FAST)
+        except BaseException as exc:
+            caught.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(300)
+    assert len(caught) == 1 and isinstance(caught[0], RayUnavailableError)
+    assert "main thread" in str(caught[0]) and "ray.init(address='local')" in str(caught[0])
+    assert not ray.is_initialized()

@@ -39,6 +39,7 @@ class AtlasReport:
     exemplar_layers: list[str] = field(default_factory=list)
     swept: int = 0
     seconds: float = 0.0
+    render_seconds: float = 0.0  # from the first submission to the last result written
     index: Path | None = None
 
 
@@ -116,6 +117,8 @@ def render_atlas(
     store.check()
     chunk = check_int("chunk", chunk, 1, 1024)
     exemplars = check_int("exemplars", exemplars, 1, 64)
+    if in_flight is not None:
+        in_flight = check_int("in_flight", in_flight, 1, 1_000_000)
     fm = ensure_model(model)
     source = model if isinstance(model, str) else (fm.name if model is None else None)  # loadable by name
     names = list(layers) if layers is not None else default_layers(fm, logits)
@@ -233,6 +236,7 @@ def _run(
     else:
         results = run_local(fm, items, settings, photo_list)
     bar = _progress(total, skipped, progress)
+    t_render = time.perf_counter()
     n_jobs = sum(1 for i in items if isinstance(i, ExemplarJob))
     try:
         for result in results:
@@ -254,6 +258,7 @@ def _run(
             left[layer] -= 1
             if left[layer] == 0:
                 finish_layer(layer)
+            report.render_seconds = time.perf_counter() - t_render
     finally:
         close = getattr(results, "close", None)
         if close is not None:

@@ -231,7 +231,9 @@ def slug(layer: str) -> str:
     if not layer:
         return "_"
     out = "".join(
-        ch if (ch in _SAFE and (i > 0 or ch != "-")) or (ch == "." and i > 0) else "".join(f"_{b:02x}" for b in ch.encode("utf-8"))
+        ch
+        if (ch in _SAFE and (i > 0 or ch != "-")) or (ch == "." and i > 0)
+        else "".join(f"_{b:02x}" for b in ch.encode("utf-8"))
         for i, ch in enumerate(layer)
     )
     if len(out) > 120:  # file names hold 255 bytes; "~" never comes out of the escaping above

@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import os
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -89,6 +91,11 @@ def connect(address: str, timeout: float = 10.0, num_cpus: int | None = None) ->
     ray = _ray()
     if ray.is_initialized():
         return False
+    if threading.current_thread() is not threading.main_thread():
+        raise RayUnavailableError(
+            f"Ray must be started on the main thread (from another thread its driver loses the GCS after 60 s): "
+            f"call ray.init(address={address!r}) on the main thread first; render_atlas then uses it from any thread."
+        )
     if address == "local":
         kwargs: dict[str, Any] = {
             "address": "local",  # a new instance even when `ray start` runs here
@@ -117,6 +124,7 @@ def connect(address: str, timeout: float = 10.0, num_cpus: int | None = None) ->
                     "`ray start --head --port P` printed)?"
                 )
         kwargs = {"address": address, "log_to_driver": False}
+        _token_auth_if_available()
     for attempt in range(1, STARTS + 1):
         try:
             ray.init(**kwargs)
@@ -129,6 +137,21 @@ def connect(address: str, timeout: float = 10.0, num_cpus: int | None = None) ->
             if address != "local" or not timed_out or attempt == STARTS:
                 raise RayUnavailableError(f"Ray could not start or connect ({address!r}): {exc}") from exc
     raise AssertionError("unreachable")
+
+
+def _token_auth_if_available() -> None:
+    """Send this machine's Ray token (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN[_PATH]``) to an
+    explicit address as ``ray.init`` does for "auto": a `ray start` made where a token exists
+    requires it, and Ray (2.5x) sends it to an explicit address only with RAY_AUTH_MODE=token."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return  # the user's choice
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def disconnect() -> None:

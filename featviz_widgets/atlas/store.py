@@ -143,8 +143,11 @@ class AtlasStore:
     def lock(self) -> Iterator[None]:
         """Hold the folder for this run: a second run on it at the same time is refused with
         AtlasBusyError (the lock goes with the process, even when it is killed)."""
-        import fcntl
-
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; one run at a time is then the user's care
+            yield
+            return
         path = self.root / ".atlas.lock"
         f = open(path, "a+")  # noqa: SIM115 - held for the whole run
         try:
