@@ -378,3 +378,24 @@ def test_starting_ray_off_the_main_thread_is_refused_clearly(tmp_path: Path) -> 
     assert len(caught) == 1 and isinstance(caught[0], RayUnavailableError)
     assert "main thread" in str(caught[0]) and "ray.init(address='local')" in str(caught[0])
     assert not ray.is_initialized()
+
+
+def test_ray_local_from_a_notebook_cell(tmp_path: Path) -> None:
+    """A Jupyter kernel runs cells on its main thread: ``render_atlas(ray="local")`` in a cell
+    starts Ray there, renders, and leaves no Ray running in the kernel."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    code = (
+        "import sys; sys.path.insert(0, {root!r})\n"
+        "import ray\n"
+        "from featviz_widgets.atlas import render_atlas\n"
+        "r = render_atlas(None, out={out!r}, layers=['stem'], steps=2, size=32, chunk=16, threads=1,\n"
+        "                 ray='local', progress=False)\n"
+        "print(r.tiles_rendered, r.total, ray.is_initialized())\n"
+    ).format(root=str(ROOT), out=str(tmp_path / "atlas"))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = nb.cells[0].outputs
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    assert text.strip().splitlines()[-1] == "32 32 False", outputs

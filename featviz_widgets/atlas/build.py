@@ -4,6 +4,7 @@ as soon as the layer is finished."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Iterator, Sequence
@@ -125,6 +126,15 @@ def render_atlas(
     if layers is not None and logits and "logits" not in names:
         names.append("logits")
     plans = plan_layers(fm, names, chunk, max_units)  # unknown layers fail here, before Ray or rendering
+    settings = AtlasSettings(  # validated here, before Ray or the lock; the device once Ray is joined
+        steps=steps,
+        size=size,
+        seed=seed,
+        chunk=chunk,
+        threads=torch.get_num_threads() if threads is None else threads,  # the same default in both modes
+        device=fm.device.type,
+        render=tuple(sorted(render.items())),
+    )
     photo_list = load_photos(photos) if photos is not None and site else None
     with store.lock():
         swept = store.sweep()
@@ -139,16 +149,7 @@ def render_atlas(
             else:
                 gpus = 0.0
                 device = fm.device.type
-            threads = torch.get_num_threads() if threads is None else threads  # the same default in both modes
-            settings = AtlasSettings(
-                steps=steps,
-                size=size,
-                seed=seed,
-                chunk=chunk,
-                threads=threads,
-                device=device,
-                render=tuple(sorted(render.items())),
-            )
+            settings = dataclasses.replace(settings, device=device)
             report = _run(
                 fm,
                 store,
@@ -188,12 +189,11 @@ def _run(
     progress: bool,
     site: bool,
 ) -> AtlasReport:
-    photo_list = photos
     fingerprint = model_fingerprint(fm)
     key = settings_key(fingerprint, settings)
     manifest = _manifest(fm, source, fingerprint, key, settings, plans)
     store.write_manifest(manifest)
-    ex_key = f"{key}-{photos_key(photo_list, k)}" if photo_list else None
+    ex_key = f"{key}-{photos_key(photos, k)}" if photos else None
 
     from .site import SiteWriter
 
@@ -232,9 +232,9 @@ def _run(
     if ray is not None:
         from .ray_backend import run_ray
 
-        results = run_ray(fm, items, settings, num_gpus=gpus, photos=photo_list, in_flight=in_flight)
+        results = run_ray(fm, items, settings, num_gpus=gpus, photos=photos, in_flight=in_flight)
     else:
-        results = run_local(fm, items, settings, photo_list)
+        results = run_local(fm, items, settings, photos)
     bar = _progress(total, skipped, progress)
     t_render = time.perf_counter()
     n_jobs = sum(1 for i in items if isinstance(i, ExemplarJob))
@@ -249,8 +249,8 @@ def _run(
                 if bar is not None:
                     bar.update(len(c.units))
             else:
-                assert ex_key is not None and photo_list is not None
-                store.write_exemplars(ex_key, result, photo_list)
+                assert ex_key is not None and photos is not None
+                store.write_exemplars(ex_key, result, photos)
                 layer = result.job.layer
                 report.exemplar_layers.append(layer)
                 if bar is not None:
