@@ -379,22 +379,31 @@ def test_second_run_on_a_locked_folder_is_refused(tiny: FeatvizModel, tmp_path: 
 
 @pytest.mark.slow
 def test_two_cli_runs_at_once_one_is_refused(tmp_path: Path) -> None:
-    """Two `featviz atlas` processes on one folder: one renders, the other exits 2 with a message;
-    every chunk is written once."""
+    """Two `featviz atlas` processes on one folder: the second, started while the first renders,
+    exits 2 with a message and writes nothing; the first, then interrupted (Ctrl-C), keeps its
+    finished chunks, and the same command finishes the rest (each chunk written once)."""
     import os
+    import signal
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "featviz_widgets.cli", "atlas", "--layers", "blocks.0", "--chunk", "4"]
-    args += ["--steps", "6", "--size", "32", "--threads", "1", "--quiet", "--out", str(tmp_path)]
+    args += ["--steps", "300", "--size", "32", "--threads", "1", "--quiet", "--out", str(tmp_path)]
     first = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 1200
     while not (tmp_path / "atlas.json").exists() and time.monotonic() < deadline and first.poll() is None:
         time.sleep(0.05)  # the first holds the lock once it writes its manifest
-    second = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    out, err = first.communicate(timeout=300)
-    assert first.returncode == 0, err[-2000:]
+    second = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    still_running = first.poll() is None
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=600)
+    assert still_running, "the first run ended before the second was refused: make it longer"
     assert second.returncode == 2 and "Another featviz atlas run" in second.stderr, second.stderr[-2000:]
-    assert json.loads(out.strip().splitlines()[-1])["rendered"] == 16
+    assert first.returncode == 130, err[-2000:]
+    kept = len(list((tmp_path / "chunks").rglob("*.json"))) if (tmp_path / "chunks").exists() else 0
+    done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    s = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (s["resumed"], s["rendered"]) == (4 * kept, 16 - 4 * kept)
 
 
 # --- HTML and code ---------------------------------------------------------------------------------
