@@ -64,6 +64,8 @@ def main() -> None:
     p.add_argument("--per-channel", type=int, default=16)
     p.add_argument("--skip-kill", action="store_true")
     p.add_argument("--one-thread", action="store_true", help="also in-process with --threads 1")
+    p.add_argument("--here-threads", type=int, help="threads of the in-process run (default: all cores)")
+    p.add_argument("--skip-exemplars", action="store_true")
     a = p.parse_args()
     import torch
 
@@ -75,9 +77,10 @@ def main() -> None:
     print(f"command: featviz atlas --out DIR {' '.join(common)} [--ray local --threads 1]")
 
     # 1. throughput
-    here = run([*common, "--out", str(tmp / "here")])
+    here_threads = ["--threads", str(a.here_threads)] if a.here_threads else []
+    here = run([*common, *here_threads, "--out", str(tmp / "here")])
     print(
-        f"in-process ({torch.get_num_threads()} threads): {here['tiles']} tiles in {here['render_seconds']:.1f} s "
+        f"in-process ({a.here_threads or torch.get_num_threads()} threads): {here['tiles']} tiles in {here['render_seconds']:.1f} s "
         f"= {here['tiles'] / here['render_seconds']:.3f} tiles/s (wall {here['wall']:.0f} s, load {load()})"
     )
     if a.one_thread:
@@ -94,11 +97,24 @@ def main() -> None:
     )
     rate = there["tiles"] / there["render_seconds"]
     r_all = rate / (here["tiles"] / here["render_seconds"])
-    print(f"ratio ray / in-process tiles/s = {r_all:.2f} (in-process with all threads); target >= 0.9")
+    print(
+        f"ratio ray / in-process tiles/s = {r_all:.2f} (in-process with {a.here_threads or torch.get_num_threads()} threads); target >= 0.9"
+    )
     if a.one_thread:
         print(f"ratio ray / in-process (1 thread) = {rate / (one['tiles'] / one['render_seconds']):.2f}")
 
     # 2. exemplars per layer vs per channel
+    if not a.skip_exemplars:
+        exemplars(a)
+
+    # 3. SIGKILL in the middle of the Ray run, then resume
+    if not a.skip_kill:
+        kill_and_resume(a, common, tmp, int(here["tiles"]))
+    print(f"device: {'cuda' if torch.cuda.is_available() else 'cpu only: tiles per GPU-hour unmeasured'}")
+    print(f"folders kept in {tmp}")
+
+
+def exemplars(a: argparse.Namespace) -> None:
     from featviz_widgets import load_model
     from featviz_widgets.atlas.exemplars import ExemplarJob, layer_exemplars, load_photos
     from featviz_widgets.engine import Channel, layer_info
@@ -121,29 +137,27 @@ def main() -> None:
         f"(measured on {n} channels); {t_unit * units / t_layer:.0f}x"
     )
 
-    # 3. SIGKILL in the middle of the Ray run, then resume
-    if not a.skip_kill:
-        out = tmp / "killed"
-        args = [*CLI, *common, "--threads", "1", "--ray", "local", "--out", str(out)]
-        proc = subprocess.Popen(args, env=env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        half = here["tiles"] // a.chunk // 2
-        while proc.poll() is None:
-            records = list((out / "chunks").rglob("*.json")) if (out / "chunks").exists() else []
-            if len(records) >= half:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.2)
-        proc.wait()
-        kept = len(list((out / "chunks").rglob("*.json")))
-        again = run([*common, "--threads", "1", "--ray", "local", "--out", str(out)])
-        pngs = len(list((out / "tiles").rglob("*.png")))
-        print(
-            f"SIGKILL after {kept} of {here['tiles'] // a.chunk} chunk records; the same command: resumed "
-            f"{again['resumed']} tiles, rendered {again['rendered']} (= only the missing), {pngs} PNGs on disk of "
-            f"{again['tiles']}; resume took {again['wall']:.0f} s"
-        )
-    print(f"device: {'cuda' if torch.cuda.is_available() else 'cpu only: tiles per GPU-hour unmeasured'}")
-    print(f"folders kept in {tmp}")
+
+def kill_and_resume(a: argparse.Namespace, common: list[str], tmp: Path, tiles: int) -> None:
+    out = tmp / "killed"
+    args = [*CLI, *common, "--threads", "1", "--ray", "local", "--out", str(out)]
+    proc = subprocess.Popen(args, env=env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    half = tiles // a.chunk // 2
+    while proc.poll() is None:
+        records = list((out / "chunks").rglob("*.json")) if (out / "chunks").exists() else []
+        if len(records) >= half:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.2)
+    proc.wait()
+    kept = len(list((out / "chunks").rglob("*.json")))
+    again = run([*common, "--threads", "1", "--ray", "local", "--out", str(out)])
+    pngs = len(list((out / "tiles").rglob("*.png")))
+    print(
+        f"SIGKILL after {kept} of {tiles // a.chunk} chunk records; the same command: resumed "
+        f"{again['resumed']} tiles, rendered {again['rendered']} (= only the missing), {pngs} PNGs on disk of "
+        f"{again['tiles']}; resume took {again['wall']:.0f} s"
+    )
 
 
 if __name__ == "__main__":
