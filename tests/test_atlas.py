@@ -408,3 +408,16 @@ def test_pages_of_a_finished_layer_come_before_the_run_ends(
     index = (tmp_path / "index.html").read_text()
     assert "1 of 2 layers finished" in index and "conv2</a> (in progress)" in index
     assert len(re.findall(r"<img src=", (tmp_path / "layers" / "conv1.html").read_text())) == 4
+
+
+def test_preview_with_photos(tiny: FeatvizModel, tmp_path: Path) -> None:
+    """``max_units`` with photos: the exemplars cover the planned units only; the full run later
+    keeps the preview's tiles and computes the layer's exemplars for every unit."""
+    photos = ROOT / "featviz_widgets" / "data"
+    r = render_atlas(tiny, out=tmp_path, layers=["conv2"], chunk=2, max_units=3, photos=photos, exemplars=2, **FAST)
+    assert (r.total, r.exemplar_layers) == (4, ["conv2"])  # 3 rounded up to whole chunks
+    index = (tmp_path / "index.html").read_text()
+    assert "4 of 6 channels" in index
+    full = render_atlas(tiny, out=tmp_path, layers=["conv2"], chunk=2, photos=photos, exemplars=2, **FAST)
+    assert (full.key, full.skipped, full.rendered) == (r.key, 4, [("conv2", 4)])
+    assert (tmp_path / "units" / "conv2" / "5.html").read_text().count("<figure>") == 2

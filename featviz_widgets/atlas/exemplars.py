@@ -115,7 +115,7 @@ def layer_exemplars(
             if job.kind == "class":
                 scores = ctx.activations[job.layer].flatten(1)[:, : job.units]
             else:
-                scores = ctx.spatial(job.layer).mean(dim=(2, 3))
+                scores = ctx.spatial(job.layer).mean(dim=(2, 3))[:, : job.units]  # the planned units
         scores = scores.double().cpu()
         for row, (p, c, _) in enumerate(pending):
             better = scores[row] > best[p]  # the first best crop of a photo wins ties (as top_exemplars)

@@ -28,7 +28,7 @@ a { color: #0645ad; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(112px, 1fr)); gap: 8px; }
 .tile { display: block; text-align: center; text-decoration: none; font-size: 12px; }
 .tile img, .tile .missing { width: 100%; aspect-ratio: 1; display: block; image-rendering: auto; background: #eee; }
-.unit img.main { width: 320px; max-width: 100%; }
+img.main { width: 320px; max-width: 100%; }
 pre { background: #f6f6f6; padding: .8em; overflow-x: auto; }
 table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: left; border-bottom: 1px solid #ddd; }
 .exemplars { display: flex; gap: 8px; flex-wrap: wrap; } .exemplars figure { margin: 0; font-size: 12px; }
@@ -124,7 +124,7 @@ class SiteWriter:
             rows.append(f"<tr><td>{link}</td><td>{_e(units)}</td><td>{self._done_units(layer)} rendered</td></tr>")
         body = (
             f"<h1>Atlas of {_e(m['model'])}</h1>\n"
-            f"<p>Every unit of {len(m['layers'])} layers; key <code>{_e(self.key)}</code>. "
+            f"<p>Every unit of {len(m['layers'])} layer{'s' if len(m['layers']) != 1 else ''}; key <code>{_e(self.key)}</code>. "
             f"{len(self.finished)} of {len(m['layers'])} layers finished.</p>\n"
             f"<table id='layers'><tr><th>layer</th><th>units</th><th>tiles</th></tr>{''.join(rows)}</table>\n"
             f"<h2>Settings</h2><table id='settings'>{settings_rows}</table>"
