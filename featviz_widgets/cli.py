@@ -69,12 +69,19 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="CPU threads per chunk (default: all cores, in both modes; 1 on Ray: one chunk per core)",
     )
+    a.add_argument(
+        "--max-units",
+        type=int,
+        metavar="N",
+        help="only the first N units of each layer (whole chunks): a preview the full run completes",
+    )
     a.add_argument("--lr", type=float, default=RenderSettings().lr)
     a.add_argument("--tv", type=float, default=0.0)
     a.add_argument("--photos", help="a folder of photos: each channel's page shows its top natural exemplars")
     a.add_argument("--ray", metavar="ADDRESS", help="run on Ray: 'local', 'auto', HOST:PORT or ray://HOST:PORT")
     a.add_argument("--num-gpus", type=float, help="GPUs per Ray task (default: 1 when the cluster has GPUs)")
     a.add_argument("--ray-timeout", type=float, default=10.0, help="seconds to wait for the Ray address")
+    a.add_argument("--in-flight", type=int, help="Ray tasks at most at once (default: twice the cluster's slots)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -94,10 +101,12 @@ def _atlas(args: argparse.Namespace) -> int:
             seed=args.seed,
             chunk=args.chunk,
             threads=args.threads,
+            max_units=args.max_units,
             photos=args.photos,
             ray=args.ray,
             num_gpus=args.num_gpus,
             ray_timeout=args.ray_timeout,
+            in_flight=args.in_flight,
             progress=not args.quiet,
             lr=args.lr,
             tv=args.tv,
@@ -113,6 +122,8 @@ def _atlas(args: argparse.Namespace) -> int:
                 "rendered": report.tiles_rendered,
                 "resumed": report.skipped,
                 "seconds": round(report.seconds, 2),
+                "render_seconds": round(report.render_seconds, 2),
+                "exemplar_layers": len(report.exemplar_layers),
             }
         )
     )

@@ -2,11 +2,12 @@
 static site, in-process or on a Ray cluster (``render_atlas``, ``featviz atlas``)."""
 
 from .build import AtlasReport, render_atlas
-from .errors import AtlasError, AtlasStorageError, RayUnavailableError
+from .errors import AtlasBusyError, AtlasError, AtlasStorageError, RayUnavailableError
 from .plan import AtlasSettings, Chunk
 from .site import reproduce_code
 
 __all__ = [
+    "AtlasBusyError",
     "AtlasError",
     "AtlasReport",
     "AtlasSettings",

@@ -16,3 +16,7 @@ class AtlasStorageError(AtlasError, OSError):
 
 class RayUnavailableError(AtlasError, ConnectionError):
     """Ray is not installed, or the cluster address does not answer."""
+
+
+class AtlasBusyError(AtlasError):
+    """Another run is writing the same atlas folder right now."""

@@ -1,4 +1,5 @@
-"""The unit of work: render one chunk, the same way in-process and on a Ray worker."""
+"""The units of work: render one chunk, or find one layer's natural exemplars, the same way
+in-process and on a Ray worker."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 
 from ..engine import FeatvizModel, Renderer
 from ..engine.renderer import to_uint8
+from .exemplars import ExemplarJob, ExemplarResult, Photos, layer_exemplars
 from .plan import AtlasSettings, Chunk
 
 
@@ -22,6 +24,10 @@ class ChunkResult:
     values: list[float]
     record: dict[str, Any]
     seconds: float
+
+
+WorkItem = Chunk | ExemplarJob
+WorkResult = ChunkResult | ExemplarResult
 
 
 def render_chunk(model: FeatvizModel, chunk: Chunk, settings: AtlasSettings) -> ChunkResult:
@@ -40,3 +46,16 @@ def render_chunk(model: FeatvizModel, chunk: Chunk, settings: AtlasSettings) -> 
     finally:
         torch.set_num_threads(previous)
     return ChunkResult(chunk, images, values, r.record(), time.perf_counter() - t0)
+
+
+def run_item(model: FeatvizModel, item: WorkItem, settings: AtlasSettings, photos: Photos | None) -> WorkResult:
+    if isinstance(item, Chunk):
+        return render_chunk(model, item, settings)
+    if photos is None:
+        raise ValueError("an exemplar job needs the photos")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        return layer_exemplars(model, item, photos)
+    finally:
+        torch.set_num_threads(previous)

@@ -38,6 +38,8 @@ def test_site_from_disk(page: Any, tiny: FeatvizModel, tmp_path: Path) -> None:
     page.goto(r.index.as_uri())
     assert page.title() == "Atlas of tiny"
     assert page.locator("a.layer").all_inner_texts() == ["conv1", "conv2"]
+    assert "2 of 2 layers finished" in page.locator("body").inner_text()
+    assert "in progress" not in page.locator("body").inner_text()
     page.click("a.layer:text('conv2')")
     page.wait_for_load_state("load")
     assert page.url.endswith("/layers/conv2.html")
