@@ -477,3 +477,23 @@ def test_code_for_a_users_own_module_says_to_pass_it_and_compiles(tiny: FeatvizM
     exec(reproduce_code(manifest, Chunk("conv1", "channel", 0, 4), 2), scope)  # runs with the module passed
     assert np.asarray(scope["image"]).shape == (32, 32, 3)
     assert r.tiles_rendered == 4
+
+
+def test_code_for_a_wrapped_module_loads_it_with_the_same_options(tmp_path: Path) -> None:
+    """A user's module loaded with its own input size and normalization: the tile's code passes
+    the same options, so run with the module it gives the tile's pixels (without them, other ones)."""
+    from featviz_widgets import load_model
+
+    net = TinyNet()
+    model = load_model(net, input_size=40, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3], device="cpu")
+    r = render_atlas(model, out=tmp_path, layers=["conv1"], chunk=4, **FAST)
+    manifest = json.loads((tmp_path / "atlas.json").read_text())
+    code = reproduce_code(manifest, Chunk("conv1", "channel", 0, 4), 2)
+    assert "load_model(my_module, input_size=40, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3]" in code
+    scope: dict[str, Any] = {"my_module": net}
+    exec(code, scope)
+    np.testing.assert_array_equal(np.asarray(scope["image"]), tiles(tmp_path, r.key, "conv1")[2])
+    bare = code.replace(", input_size=40, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3]", "")
+    scope = {"my_module": net}
+    exec(bare, scope)
+    assert not np.array_equal(np.asarray(scope["image"]), tiles(tmp_path, r.key, "conv1")[2])

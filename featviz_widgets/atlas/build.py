@@ -285,6 +285,8 @@ def _manifest(
         "model": model.name,
         "model_source": source,
         "model_class": f"{type(net).__module__}.{type(net).__qualname__}",
+        # what load_model needs besides the model to load it the same way (weights, input_size, mean...)
+        "model_load_options": {k: v for k, v in getattr(model, "load_options", {}).items() if k != "device"},
         "fingerprint": fingerprint,
         "key": key,
         "settings": settings.as_dict(),

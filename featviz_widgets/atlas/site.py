@@ -62,13 +62,14 @@ def reproduce_code(manifest: dict[str, Any], chunk: Chunk, unit: int) -> str:
     )
     rs = settings.render_settings(len(chunk.units))
     source = manifest.get("model_source")
+    options = "".join(f", {k}={v!r}" for k, v in dict(manifest.get("model_load_options") or {}).items())
     if source:
-        load = f"model = load_model({source!r}, device={settings.device!r})\n"
+        load = f"model = load_model({source!r}{options}, device={settings.device!r})\n"
     else:
         cls = _comment(str(manifest.get("model_class") or "nn.Module"))
         load = (
             f"# my_module: your own nn.Module, the atlas's model {_comment(repr(manifest['model']))} with its weights\n"
-            f"model = load_model(my_module, device={settings.device!r})  # pass your own nn.Module (class {cls})\n"
+            f"model = load_model(my_module{options}, device={settings.device!r})  # pass your own nn.Module (class {cls})\n"
         )
     if chunk.kind == "class":
         imports = "from featviz_widgets.engine.explore import PerImage\n"
