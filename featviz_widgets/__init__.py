@@ -29,10 +29,12 @@ from .engine import (
     list_layers,
     load_directions,
     load_model,
+    maco_recipe,
     main_layers,
     neuron_groups,
     parse_objective,
     render,
+    spectrum_from_photos,
 )
 from .errors import (
     ChannelRangeError,
@@ -79,10 +81,12 @@ __all__ = [
     "list_layers",
     "load_directions",
     "load_model",
+    "maco_recipe",
     "main_layers",
     "neuron_groups",
     "parse_objective",
     "render",
+    "spectrum_from_photos",
 ]
 
 

@@ -7,7 +7,9 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from .engine.param import PARAMS
 from .engine.settings import RenderSettings
 from .errors import FeatvizError, InvalidSettingError
 
@@ -38,8 +40,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--tv", type=float, default=0.0)
     r.add_argument("--blur", type=float, default=0.0)
     r.add_argument("--transform-strength", type=float, default=1.0)
-    r.add_argument("--pixel", action="store_true", help="optimize pixels directly (no Fourier basis)")
-    r.add_argument("--no-decorrelate", action="store_true", help="no colour decorrelation")
+    r.add_argument(
+        "--param",
+        choices=sorted(PARAMS),
+        help="image parameterization (default decorrelated: 1/f Fourier + decorrelated colour)",
+    )
+    r.add_argument("--decay", type=float, default=RenderSettings().decay, help="Fourier 1/f^decay exponent")
+    r.add_argument(
+        "--maco-recipe", action="store_true", help="MaCo's own recipe: --param maco, lr 0.3, crops, pixel noise"
+    )
+    r.add_argument("--align", type=float, default=0.0, help="weight of the reference-aligned (VITAL) penalty")
+    r.add_argument("--align-photos", help="folder of reference photos for --align (default: the probe photos)")
+    r.add_argument("--pixel", action="store_true", help="optimize pixels directly (old flag: no Fourier basis)")
+    r.add_argument("--no-decorrelate", action="store_true", help="no colour decorrelation (old flag)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
     a = sub.add_parser("atlas", help="render every channel of chosen layers into a resumable static site")
@@ -106,6 +119,28 @@ def _atlas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _param_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The render's parameterization, learning rate and alignment: MaCo's recipe when asked
+    (an explicit --lr or --param still wins), then --param, then the old --pixel/--no-decorrelate."""
+    from .engine.maco import maco_recipe
+
+    settings: dict[str, Any] = {"lr": args.lr, "decay": args.decay, "align": args.align}
+    if args.maco_recipe:
+        recipe = maco_recipe()
+        if args.lr != RenderSettings().lr:
+            recipe.pop("lr")
+        settings.update(recipe)
+    if args.param:
+        settings["param"] = args.param
+    if args.pixel:
+        settings["fourier"] = False
+    if args.no_decorrelate:
+        settings["decorrelate"] = False
+    if args.align_photos:
+        settings["align_photos"] = args.align_photos
+    return settings
+
+
 def _objective(args: argparse.Namespace) -> str:
     if args.objective:
         return str(args.objective)
@@ -149,13 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             size=args.size,
             seed=args.seed,
             progress=not args.quiet,
-            lr=args.lr,
             l1=args.l1,
             tv=args.tv,
             blur=args.blur,
-            transform_strength=args.transform_strength,
-            fourier=not args.pixel,
-            decorrelate=not args.no_decorrelate,
+            **_param_settings(args),
         )
         save_png(result.image, out, result.settings)
         if not args.quiet:

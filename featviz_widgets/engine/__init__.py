@@ -4,6 +4,7 @@ from .bases import compare_bases
 from .direction_views import directions_from_photos, directions_gallery
 from .directions import find_directions, load_directions, neuron_groups
 from .layers import LayerInfo, capture, layer_info, list_layers, main_layers
+from .maco import maco_recipe, spectrum_from_photos, transparency_overlay
 from .models import FeatvizModel, load_model
 from .objectives import (
     L1,
@@ -24,6 +25,7 @@ from .objectives import (
 )
 from .param import ImageParam
 from .renderer import Renderer, RenderResult, StepInfo, render
+from .sanity import SanityReadout, sanity_readout
 from .settings import RenderSettings
 from .transforms import TransformConfig, random_affine
 
@@ -46,6 +48,7 @@ __all__ = [
     "RenderResult",
     "RenderSettings",
     "Renderer",
+    "SanityReadout",
     "StepInfo",
     "Sum",
     "TotalVariation",
@@ -59,9 +62,13 @@ __all__ = [
     "list_layers",
     "load_directions",
     "load_model",
+    "maco_recipe",
     "main_layers",
     "neuron_groups",
     "parse_objective",
     "random_affine",
     "render",
+    "sanity_readout",
+    "spectrum_from_photos",
+    "transparency_overlay",
 ]

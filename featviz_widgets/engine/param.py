@@ -1,8 +1,15 @@
 """Image parameterizations: how the optimized tensor becomes an RGB image in [0, 1].
 
-``ImageParam`` chains a spatial basis (pixels, or a Fourier spectrum scaled by 1/f^decay so all
-frequencies have comparable energy), optional colour decorrelation (the ImageNet 3x3 "SVD square
-root" of Lucid) and a sigmoid. Each step is invertible, so an image can start from a photo.
+``ImageParam`` chains a spatial basis (pixels, a Fourier spectrum scaled by 1/f^decay so all
+frequencies have comparable energy, or MaCo's phase with a fixed natural magnitude: maco.py),
+optional colour decorrelation (the ImageNet 3x3 "SVD square root" of Lucid) and a sigmoid. Each
+step is invertible (MaCo's up to its fixed magnitude), so an image can start from a photo or
+from the picture of another parameterization (a live switch).
+
+The parameterization is one name (``PARAMS``): ``"pixels"``, ``"fourier"`` (1/f Fourier),
+``"decorrelated"`` (1/f Fourier + decorrelated colour, the default), ``"maco"`` (phase only,
+decorrelated colour) and ``"decorrelated-pixels"`` (pixels in decorrelated colour, what the old
+``fourier=False`` alone meant). ``param_from_flags`` translates the old booleans.
 """
 
 from __future__ import annotations
@@ -13,6 +20,39 @@ import torch
 from torch import nn
 
 from ..errors import InvalidSettingError
+from .maco import MacoBasis
+
+# name -> (basis, colour decorrelation)
+PARAMS: dict[str, tuple[str, bool]] = {
+    "pixels": ("pixels", False),
+    "fourier": ("fourier", False),
+    "decorrelated": ("fourier", True),
+    "maco": ("maco", True),
+    "decorrelated-pixels": ("pixels", True),
+}
+
+
+def check_param(name: object) -> str:
+    if not isinstance(name, str) or name not in PARAMS:
+        raise InvalidSettingError(f"param must be one of {', '.join(map(repr, PARAMS))}; got {name!r}.")
+    return name
+
+
+def param_from_flags(fourier: bool | None, decorrelate: bool | None, current: str = "decorrelated") -> str:
+    """The parameterization the old ``fourier=`` / ``decorrelate=`` booleans name (a flag left
+    None keeps ``current``'s)."""
+    basis, colour = PARAMS[check_param(current)]
+    for name, flag in (("fourier", fourier), ("decorrelate", decorrelate)):
+        if flag is not None and not isinstance(flag, bool):
+            raise InvalidSettingError(f"{name} must be True or False, got {flag!r}.")
+    if fourier is not None:
+        basis = "fourier" if fourier else "pixels"
+    if decorrelate is not None:
+        colour = decorrelate
+    if basis == "maco" and not colour:
+        raise InvalidSettingError("MaCo works in decorrelated colour: decorrelate=False does not combine with it.")
+    return next(k for k, v in PARAMS.items() if v == (basis, colour))
+
 
 # Lucid's colour correlation square root for ImageNet, normalized by its largest column norm.
 _COLOR_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float32)
@@ -88,15 +128,21 @@ class ImageParam(nn.Module):
         size: int | tuple[int, int] = 224,
         *,
         batch: int = 1,
-        fourier: bool = True,
-        decorrelate: bool = True,
+        param: str = "decorrelated",
+        fourier: bool | None = None,
+        decorrelate: bool | None = None,
         decay: float = 1.0,
         sd: float = 0.01,
         seed: int = 0,
         init: torch.Tensor | None = None,
         shared: bool = False,
+        spectrum: torch.Tensor | None = None,
     ) -> None:
+        """``param`` names the parameterization (``PARAMS``); ``fourier``/``decorrelate``, when
+        given, are the old booleans translated onto it. ``spectrum``: MaCo's magnitude, a
+        (3, h, w//2+1) amplitude spectrum (``spectrum_from_photos``; default the shipped one)."""
         super().__init__()
+        param = param_from_flags(fourier, decorrelate, param)
         height, width = (size, size) if isinstance(size, int) else size
         check_size(height)
         check_size(width)
@@ -106,16 +152,25 @@ class ImageParam(nn.Module):
             raise InvalidSettingError(f"Fourier decay must be a finite number >= 0, got {decay}.")
         gen = torch.Generator().manual_seed(int(seed))
         self.batch, self.height, self.width = batch, height, width
-        self.fourier, self.decorrelate, self.decay = fourier, decorrelate, decay
-        self.basis: FourierBasis | PixelBasis = (
-            FourierBasis(batch, height, width, sd, decay, gen) if fourier else PixelBasis(batch, height, width, sd, gen)
+        basis, self.decorrelate = PARAMS[param]
+        self.param_name, self.fourier, self.decay = param, basis == "fourier", decay
+        if basis == "maco" and shared:
+            raise InvalidSettingError("MaCo's magnitude is fixed per image: shared=True does not combine with it.")
+        self.basis: FourierBasis | PixelBasis | MacoBasis = (
+            MacoBasis(batch, height, width, spectrum, gen)
+            if basis == "maco"
+            else FourierBasis(batch, height, width, sd, decay, gen)
+            if self.fourier
+            else PixelBasis(batch, height, width, sd, gen)
         )
         # A component common to every image of the batch: images that differ only in their
         # objective then line up (Distill's aligned interpolation).
         self.shared: FourierBasis | PixelBasis | None = None
         if shared:
             self.shared = (
-                FourierBasis(1, height, width, sd, decay, gen) if fourier else PixelBasis(1, height, width, sd, gen)
+                FourierBasis(1, height, width, sd, decay, gen)
+                if self.fourier
+                else PixelBasis(1, height, width, sd, gen)
             )
         self.register_buffer("color", COLOR_MATRIX.clone())
         if init is not None:
@@ -159,12 +214,30 @@ class ImageParam(nn.Module):
             img = nn.functional.interpolate(
                 img, (self.height, self.width), mode="bilinear", align_corners=False, antialias=True
             )
-        pre = torch.logit(img.clamp(0.02, 0.98))
+        self.set_pre(torch.logit(img.clamp(0.02, 0.98)))
+
+    @torch.no_grad()
+    def pre(self) -> torch.Tensor:
+        """The image before the sigmoid, (N, 3, H, W): what another parameterization takes over
+        exactly in a live switch (``set_pre``), saturated pixels included."""
+        x = self.basis()
+        if self.shared is not None:
+            x = x + self.shared()
+        return (self.color @ x.flatten(2)).view_as(x) if self.decorrelate else x
+
+    @torch.no_grad()
+    def set_pre(self, pre: torch.Tensor) -> None:
+        """Make the image sigmoid(``pre``) ((N or 1, 3, H, W), this size): each basis maps it
+        into its own coordinates (the colour matrix's inverse, an FFT, MaCo's phase)."""
+        pre = pre.to(self.color.device, torch.float32)
         if self.decorrelate:
             pre = torch.einsum("bchw,dc->bdhw", pre, torch.linalg.inv(self.color))
         if self.shared is not None:
             self.shared.set_image(torch.zeros_like(pre[:1]))
-        self.basis.set_image(pre)
+        if isinstance(self.basis, MacoBasis):
+            self.basis.fit_image(pre)  # its phase, and the magnitude scaled to its contrast
+        else:
+            self.basis.set_image(pre)
 
 
 def check_size(size: int) -> int:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import InvalidSettingError
+from .align import Reference, align_layers, reference_activations
 from .allocator import keep_freed_memory
 from .input_size import fed_size
 from .layers import capture, layers_by_name
@@ -58,6 +59,9 @@ class RenderResult:
     settings: dict[str, Any]
     history: list[float] = field(default_factory=list)
     interrupted: bool = False
+    # MaCo's transparency map: the absolute gradient of the loss w.r.t. the image, summed over
+    # the steps, (N, 3, H, W) >= 0 on the CPU (``Renderer.transparency``).
+    transparency: torch.Tensor | None = None
 
     @property
     def image(self) -> Image.Image:
@@ -103,6 +107,8 @@ class Renderer:
         self._init_image = _image_tensor(init_image) if init_image is not None else None
         self._bounds: tuple[torch.Tensor, torch.Tensor] | None = None
         self._sized_bounds: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._transparency: torch.Tensor | None = None
+        self._reference: tuple[tuple[Any, ...], Reference] | None = None
         self._build(keep=None)
 
     # --- construction -------------------------------------------------------------------------
@@ -111,19 +117,17 @@ class Renderer:
         objective.check(layers, batch)
         return objective
 
-    def _build(self, keep: torch.Tensor | None) -> None:
+    def _build(self, keep: torch.Tensor | None, pre: torch.Tensor | None = None) -> None:
+        """New image parameters for the settings: from ``pre`` (the old image before its
+        sigmoid, same size: exact), else from ``keep`` (a picture), else the start image or noise."""
         s = self.settings
-        self.param = ImageParam(
-            s.size,
-            batch=s.batch,
-            fourier=s.fourier,
-            decorrelate=s.decorrelate,
-            decay=s.decay,
-            seed=s.seed,
-            shared=s.shared,
-        ).to(self.device)
+        self.param = ImageParam(s.size, batch=s.batch, param=s.param, decay=s.decay, seed=s.seed, shared=s.shared).to(
+            self.device
+        )
         start = keep if keep is not None else self._init_image
-        if start is not None:
+        if pre is not None:
+            self.param.set_pre(pre)
+        elif start is not None:
             self.param.set_image(start[: s.batch] if start.shape[0] >= s.batch else start[:1])
         self._project()
         self.optimizer = _adam(self.param, s.lr)
@@ -132,6 +136,9 @@ class Renderer:
         self.generator = torch.Generator().manual_seed(int(s.seed))
         self._snapshot = [p.detach().clone() for p in self.param.parameters()]
         self._redirect_left = s.redirect_steps
+        shape = (s.batch, 3, self.param.height, self.param.width)
+        if keep is None or self._transparency is None or tuple(self._transparency.shape) != shape:
+            self._transparency = torch.zeros(shape, device=self.device)
 
     def _fed_size(self) -> tuple[int, int] | None:
         """The (height, width) the model is fed, None for the canvas as it is: the requested
@@ -163,7 +170,10 @@ class Renderer:
                 group["lr"] = new.lr
             return
         keep = self.image() if keep_image and "seed" not in changed else None
-        self._build(keep)
+        # A new parameterization of the same canvas takes over the values before the sigmoid:
+        # exact (a picture would lose its saturated pixels to set_image's clamp).
+        same_canvas = keep is not None and not changed & {"size", "batch", "shared"}
+        self._build(keep, self.param.pre() if same_canvas else None)
 
     def halve_size(self, minimum: int) -> int | None:
         """After running out of device memory: free the device cache and halve the canvas,
@@ -239,11 +249,13 @@ class Renderer:
         # views > 1: one batch of n * views transformed copies ([all images, view 0], [view 1]...);
         # the objective sees one view at a time, so batch-aware objectives keep their meaning.
         x = random_affine(image.repeat(s.views, 1, 1, 1) if s.views > 1 else image, s.transform, self.generator, out)
+        reference = self._aligned_reference(x.shape[-2:]) if s.align else None
+        wanted = self.objective.layers | set(reference.sorted) if reference is not None else self.objective.layers
         if self._redirect_left > 0:  # the first steps: no channel starts dead (redirect.py)
             with redirected():
-                acts = capture(self.model, x, self.objective.layers)
+                acts = capture(self.model, x, wanted)
         else:
-            acts = capture(self.model, x, self.objective.layers)
+            acts = capture(self.model, x, wanted)
         ctx = Context(acts, image, self._layers)
         if s.views == 1:
             values = self.objective(ctx)
@@ -258,12 +270,49 @@ class Renderer:
             weight = getattr(s, name)
             if weight:
                 loss = loss + weight * penalty(ctx).sum()
+        if reference is not None:  # VITAL's distribution matching (align.py), averaged over views
+            loss = loss + s.align * reference.penalty(acts).sum() / s.views
         return image, values, loss
+
+    def _aligned_reference(self, fed: torch.Size | tuple[int, int]) -> Reference | None:
+        """The reference photos' statistics for the objective's aligned layers at the fed size,
+        computed once per (photos, size, layers); None when no layer can be aligned."""
+        names = align_layers(self._layers, self.objective.layers)
+        if not names:
+            return None
+        key = (self.settings.align_photos, tuple(fed), tuple(names))
+        if self._reference is None or self._reference[0] != key:
+            ref = reference_activations(
+                self.model, self._layers, names, (int(fed[0]), int(fed[1])), self.settings.align_photos
+            )
+            self._reference = (key, ref)
+        return self._reference[1]
+
+    def align_penalty(self) -> float:
+        """The reference-alignment penalty of the current image as it is (no transforms): 0 when
+        its activation statistics equal the reference photos'."""
+        s = self.settings
+        with torch.no_grad():
+            image = self.param()
+            out = self._fed_size()
+            x = image if out is None else random_affine(image, s.transform.__class__(strength=0), None, out)
+            reference = self._aligned_reference(x.shape[-2:])
+            if reference is None:
+                return 0.0
+            return float(reference.penalty(capture(self.model, x, set(reference.sorted))).mean())
+
+    def transparency(self) -> torch.Tensor:
+        """MaCo's transparency map: the absolute gradient of the loss (the objective, and any
+        penalties switched on) w.r.t. the image, summed over the steps since the image was
+        started; (N, 3, H, W), >= 0, detached. Kept across parameterization switches."""
+        assert self._transparency is not None
+        return self._transparency.detach().clone()
 
     def step(self) -> StepInfo:
         t0 = time.perf_counter()
-        _, values, loss = self.forward()
+        image, values, loss = self.forward()
         self.optimizer.zero_grad(set_to_none=True)
+        image.retain_grad()
         loss.backward()
         warning = None
         loss_value = float(loss.detach())
@@ -271,6 +320,8 @@ class Renderer:
         if loss_finite:
             self.optimizer.step()
             self._project()
+            if image.grad is not None and self._transparency is not None:
+                self._transparency.add_(image.grad.abs())
         if not (loss_finite and _parameters_finite(self.param)):
             warning = self._recover()
         else:
@@ -375,7 +426,8 @@ def render(
 
     ``objective`` may be a string such as ``"blocks.8:5"`` (channel 5 of blocks.8) or
     ``"logits:309"`` (class 309). Other keywords are :class:`RenderSettings` fields (``lr``,
-    ``l1``, ``tv``, ``blur``, ``transform_strength``, ``batch``, ``fourier``...). Ctrl-C returns
+    ``l1``, ``tv``, ``blur``, ``transform_strength``, ``batch``, ``param``, ``align``...; MaCo's
+    own recipe: ``**maco_recipe()``). Ctrl-C returns
     the image as it is, with ``interrupted=True``. ``threads`` sets the CPU threads for this
     render only: a convolution's rounding depends on how many threads share it, and Adam
     magnifies such last-bit differences within a few steps, so reproducing an image exactly
@@ -403,7 +455,8 @@ def render(
         if bar is not None:
             bar.close()
     record = renderer.record()
-    return RenderResult(renderer.pil_images(), record, list(renderer.history), interrupted)
+    transparency = renderer.transparency().cpu()
+    return RenderResult(renderer.pil_images(), record, list(renderer.history), interrupted, transparency)
 
 
 @contextmanager

@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidSettingError
-from .param import check_size
+from .param import PARAMS, check_param, check_size, param_from_flags
 from .transforms import TransformConfig
 
 MAX_WEIGHT = 1e6  # beyond this any objective is drowned: the image goes flat grey
@@ -54,8 +55,10 @@ class RenderSettings:
     tv: float = 0.0  # weight of the total-variation penalty
     blur: float = 0.0  # weight of the blur penalty
     transform: TransformConfig = field(default_factory=TransformConfig)
-    fourier: bool = True  # 1/f-scaled Fourier basis (else pixels)
-    decorrelate: bool = True  # ImageNet colour decorrelation
+    # The parameterization (param.py's PARAMS): "pixels", "fourier" (1/f), "decorrelated" (1/f
+    # Fourier + decorrelated colour, Lucid's recipe), "maco" (phase only, natural magnitude:
+    # maco.py) or "decorrelated-pixels". The old fourier=/decorrelate= booleans translate to it.
+    param: str = "decorrelated"
     decay: float = 1.0  # Fourier scaling exponent: 1/f^decay
     seed: int = 0
     input_size: int | None = None  # side fed to the model (None: the canvas size)
@@ -68,6 +71,11 @@ class RenderSettings:
     # Steps (from a start or an objective change) with Lucid's redirected ReLU gradient
     # (redirect.py), so channels inactive on the starting image still move it; 0 turns it off.
     redirect_steps: int = 16
+    # Reference-aligned rendering (VITAL, align.py): weight of the penalty pulling the sorted
+    # per-channel activations toward those of reference photos (0: off), and their folder
+    # (None: the probe photos the package installs).
+    align: float = 0.0
+    align_photos: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.size, (tuple, list)):
@@ -84,6 +92,16 @@ class RenderSettings:
         check_int("seed", self.seed, 0, 2**63 - 1)
         check_int("views", self.views, 1, 64)
         check_int("redirect_steps", self.redirect_steps, 0, 1_000_000)
+        check_param(self.param)
+        _number("align weight", self.align, 0.0, MAX_WEIGHT)
+        if self.align_photos is not None and (
+            not isinstance(self.align_photos, str) or not Path(self.align_photos).is_dir()
+        ):
+            raise InvalidSettingError(
+                f"align_photos must be a folder of photos (or None for the probe photos), got {self.align_photos!r}."
+            )
+        if self.shared and PARAMS[self.param][0] == "maco":
+            raise InvalidSettingError("shared=True does not combine with param='maco' (its magnitude is per image).")
         if self.input_size is not None:
             check_size(self.input_size)
         if not isinstance(self.transform, TransformConfig):
@@ -94,15 +112,30 @@ class RenderSettings:
         """The canvas's longest side in pixels."""
         return max(self.size) if isinstance(self.size, tuple) else self.size
 
+    @property
+    def fourier(self) -> bool:
+        """Whether the basis is the 1/f Fourier one (the old boolean, read from ``param``)."""
+        return PARAMS[self.param][0] == "fourier"
+
+    @property
+    def decorrelate(self) -> bool:
+        """Whether colours are decorrelated (the old boolean, read from ``param``)."""
+        return PARAMS[self.param][1]
+
     def replace(self, **changes: Any) -> RenderSettings:
-        """A new, validated RenderSettings; ``transform_strength=`` is a shortcut."""
+        """A new, validated RenderSettings; ``transform_strength=`` is a shortcut, and the old
+        ``fourier=`` / ``decorrelate=`` booleans translate to ``param`` (applied after it)."""
+        if "fourier" in changes or "decorrelate" in changes:
+            base = changes.get("param", self.param)
+            changes["param"] = param_from_flags(changes.pop("fourier", None), changes.pop("decorrelate", None), base)
         if "transform_strength" in changes:
             strength = changes.pop("transform_strength")
             changes["transform"] = dataclasses.replace(changes.get("transform", self.transform), strength=strength)
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise InvalidSettingError(
-                f"Unknown setting(s) {sorted(unknown)}; valid: {[f.name for f in dataclasses.fields(self)]} and transform_strength."
+                f"Unknown setting(s) {sorted(unknown)}; valid: {[f.name for f in dataclasses.fields(self)]}, "
+                "transform_strength, and fourier/decorrelate (translated to param)."
             )
         return dataclasses.replace(self, **changes)
 
@@ -121,4 +154,6 @@ class RenderSettings:
         return cls().replace(**data)
 
     # Which changes the running optimization can absorb without rebuilding the image.
-    LIVE_FIELDS = frozenset({"lr", "l1", "tv", "blur", "transform", "input_size", "views", "redirect_steps"})
+    LIVE_FIELDS = frozenset(
+        {"lr", "l1", "tv", "blur", "transform", "input_size", "views", "redirect_steps", "align", "align_photos"}
+    )

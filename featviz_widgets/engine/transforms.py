@@ -45,9 +45,12 @@ class TransformConfig:
     crop: float = 0.5  # extra zoom-in: the model sees a random crop down to 1/(1 + crop) of the canvas
     exact_gradient: bool = False  # True: grid_sample's own backward (a scatter; slower, exact)
     crop_anywhere: bool = True  # a zoomed-in view may lie anywhere on the canvas (False: near its centre)
+    # Pixel noise added to every view: Gaussian with this std plus uniform +/- noise/2, in [0, 1]
+    # units (MaCo's robustness noise; 0: none). Drawn from the renderer's CPU generator.
+    noise: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("pad", "jitter", "scale", "rotate", "strength", "crop"):
+        for name in ("pad", "jitter", "scale", "rotate", "strength", "crop", "noise"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise InvalidSettingError(f"Transform {name} must be a finite number >= 0, got {value!r}.")
@@ -59,6 +62,8 @@ class TransformConfig:
                 f"Transform scale x strength must stay below 0.9 (got {self.scale * self.strength:.3g}): "
                 "the zoom range is 1 +/- scale*strength."
             )
+        if self.noise > 1:
+            raise InvalidSettingError(f"Transform noise must be at most 1 (the whole pixel range), got {self.noise!r}.")
         if self.crop * self.strength > 4:
             raise InvalidSettingError(
                 f"Transform crop x strength must be at most 4 (got {self.crop * self.strength:.3g}): "
@@ -73,6 +78,11 @@ class TransformConfig:
 
     @property
     def is_identity(self) -> bool:
+        return self.moves_nothing and (self.strength == 0 or self.noise == 0)
+
+    @property
+    def moves_nothing(self) -> bool:
+        """No geometric change (noise aside)."""
         return self.strength == 0 or (self.pad == self.jitter == 0 and self.scale == self.rotate == self.crop == 0)
 
 
@@ -85,9 +95,27 @@ def random_affine(
     """Apply one random pad/jitter/scale/rotate map per image of ``x`` (N, C, H, W).
 
     Returns (N, C, *out_size); differentiable in ``x``."""
+    out = _affine(x, config, generator, out_size)
+    noise = config.noise * config.strength
+    if noise > 0:
+        # Drawn on the generator's device (the renderer's is the CPU: the same noise everywhere).
+        device = generator.device if generator is not None else out.device
+        shape = out.shape
+        gauss = torch.randn(shape, generator=generator, device=device)
+        uniform = torch.rand(shape, generator=generator, device=device) - 0.5
+        out = out + (noise * (gauss + uniform)).to(out.device, out.dtype)
+    return out
+
+
+def _affine(
+    x: torch.Tensor,
+    config: TransformConfig,
+    generator: torch.Generator | None,
+    out_size: tuple[int, int] | None,
+) -> torch.Tensor:
     n, _, h, w = x.shape
     oh, ow = out_size or (h, w)
-    if config.is_identity:
+    if config.moves_nothing:
         if (oh, ow) == (h, w):
             return x
         return F.interpolate(x, (oh, ow), mode="bilinear", align_corners=False)

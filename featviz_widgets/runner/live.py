@@ -42,6 +42,7 @@ import torch
 
 from ..engine import FeatvizModel, Renderer, RenderSettings
 from ..engine.layers import layer_info, layers_by_name
+from ..engine.maco import transparency_overlay
 from ..engine.openmp import release_idle_openmp_threads
 from ..engine.renderer import to_uint8
 from ..engine.timelapse import Timelapse
@@ -135,6 +136,7 @@ class LiveRunner:
         self.fps = float(fps)
         self.clock = clock
         self.keep_image = True  # warm start when the target changes
+        self._transparency = False  # frames show MaCo's transparency map as an alpha
         self.last_error: str | None = None
         self.settle = settle if settle is not None else Settle()
         self.timelapse = Timelapse()
@@ -246,6 +248,14 @@ class LiveRunner:
 
     def pause(self) -> None:
         self._paused = True
+        self._wake.set()
+
+    def show_transparency(self, on: bool) -> None:
+        """Frames fade the pixels the objective's gradient touched least (``transparency_overlay``);
+        the picture itself, saves and code are unchanged. A paused loop shows it at once."""
+        with self._lock:
+            self._transparency = bool(on)
+            self._png_sent_for = None  # an idle loop sends the next frame
         self._wake.set()
 
     def resume(self) -> None:
@@ -490,6 +500,8 @@ class LiveRunner:
             return
         if frame == "png":
             self._png_sent_for = (self._snapshot.step, state, self._generation)
+        if self._transparency and r is not None:  # the frame only: saves keep the true picture
+            images = to_uint8(transparency_overlay(r.image(), r.transparency()))
         grid = tile(images)
         self._send(Frame(encode(grid, frame), f"image/{frame}", grid.shape[1], grid.shape[0], self._snapshot.step))
 

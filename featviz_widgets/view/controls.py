@@ -30,6 +30,27 @@ def penalty_strength(name: str, weight: float) -> float:
     return min((weight / PENALTY_MAX[name]) ** 0.5, 1.0)
 
 
+# The parameterization dropdown (RenderSettings.param): (label, value), docs/parameterizations.md.
+PARAM_LABELS = (
+    ("pixels", "pixels"),
+    ("Fourier 1/f", "fourier"),
+    ("Fourier 1/f + decorrelated colour", "decorrelated"),
+    ("MaCo (phase only, natural magnitude)", "maco"),
+)
+# Shown only when a loaded setting uses it (the old fourier=False).
+EXTRA_PARAM_LABELS = {"decorrelated-pixels": "pixels + decorrelated colour"}
+# The reference-alignment slider at t sets RenderSettings.align = ALIGN_MAX * t^2, as the penalties.
+ALIGN_MAX = 50.0
+
+
+def align_weight(strength: float) -> float:
+    return ALIGN_MAX * strength**2
+
+
+def align_strength(weight: float) -> float:
+    return min((weight / ALIGN_MAX) ** 0.5, 1.0)
+
+
 DIVERSITY_SCALE = 50.0  # diversity slider 1.0 = this weight of the Diversity term
 SIZES = (64, 96, 128, 160, 192, 224, 256, 320, 384, 512)
 # Learning rates as exact values (a log slider's steps are 10^(k/100): 0.05 became 0.0501...).
@@ -97,6 +118,11 @@ class Controls:
     l1: W.FloatSlider
     tv: W.FloatSlider
     blur: W.FloatSlider
+    param: W.Dropdown
+    decay: W.FloatSlider
+    align: W.FloatSlider
+    align_photos: W.Text
+    transparency: W.Checkbox
     transform: W.FloatSlider
     views: W.IntSlider
     size: W.Dropdown
@@ -123,6 +149,11 @@ class Controls:
                 self.l1,
                 self.tv,
                 self.blur,
+                self.param,
+                self.decay,
+                self.align,
+                self.align_photos,
+                self.transparency,
                 self.transform,
                 self.views,
                 self.size,
@@ -143,6 +174,16 @@ class Controls:
             getattr(self, name).layout.display = "" if name in used else "none"
         self.unit.description = "channel A" if mode == "mix" else "channel"
         self.diversity.layout.display = "" if batch > 1 else "none"
+        self.show_param(self.param.value)
+        self.show_align(self.align.value)
+
+    def show_param(self, param: str) -> None:
+        """The decay exponent only for the Fourier bases (MaCo's magnitude is the photos')."""
+        self.decay.layout.display = "" if param in ("fourier", "decorrelated") else "none"
+
+    def show_align(self, weight: float) -> None:
+        """The reference folder only while alignment is on."""
+        self.align_photos.layout.display = "" if weight > 0 else "none"
 
     def all(self) -> list[W.Widget]:
         return [getattr(self, f) for f in self.__dataclass_fields__]
@@ -230,6 +271,42 @@ def build_controls(
         l1=slider("L1", "Pull pixels toward grey"),
         tv=slider("total variation", "Penalize differences between neighbouring pixels"),
         blur=slider("blur", "Nudge the image toward a blurred copy of itself"),
+        param=W.Dropdown(
+            options=list(PARAM_LABELS),
+            value="decorrelated",
+            description="parameterization",
+            tooltip="How the optimized numbers become the picture (preconditioning). Switching keeps the picture.",
+            layout=wide_layout(),
+            style=STYLE,
+        ),
+        decay=W.FloatSlider(
+            1.0,
+            min=0.0,
+            max=2.0,
+            step=0.1,
+            description="1/f decay",
+            tooltip="Fourier scaling exponent: higher favours low frequencies more (0: plain Fourier)",
+            continuous_update=False,
+            layout=wide_layout(),
+            style=STYLE,
+        ),
+        align=slider("align to photos", "Match the activation statistics of reference photos (VITAL)"),
+        align_photos=W.Text(
+            "",
+            placeholder="empty: the bundled photos",
+            description="reference folder",
+            tooltip="Folder of photos whose activation statistics 'align to photos' matches",
+            continuous_update=False,
+            layout=wide_layout(),
+            style=STYLE,
+        ),
+        transparency=W.Checkbox(
+            False,
+            description="show transparency",
+            tooltip="Fade the pixels the objective's gradient touched least (MaCo's transparency map)",
+            indent=False,
+            layout=W.Layout(width="340px"),
+        ),
         transform=W.FloatSlider(
             1.0,
             min=0.0,

@@ -31,7 +31,16 @@ from ..errors import FeatvizError, InvalidSettingError, unknown_layer
 from ..export import save_png
 from ..runner import Frame, Job, LiveRunner, PhotoStart, Snapshot, Target, read_saved
 from ..runner.encode import encode, tile
-from .controls import DIVERSITY_SCALE, build_controls, class_options, penalty_strength, penalty_weight
+from .controls import (
+    DIVERSITY_SCALE,
+    EXTRA_PARAM_LABELS,
+    align_strength,
+    align_weight,
+    build_controls,
+    class_options,
+    penalty_strength,
+    penalty_weight,
+)
 from .explore_panel import ExplorePanel
 from .export_panel import ExportPanel
 from .live_image import LiveImage
@@ -241,6 +250,11 @@ class Dreamer(W.HBox):
         self._observe(c.lr, lambda v: self.runner.set(lr=float(v)))
         for name in ("l1", "tv", "blur"):
             self._observe(getattr(c, name), self._penalty(name))
+        self._observe(c.param, self._on_param)
+        self._observe(c.decay, lambda v: self.runner.set(decay=float(v)))
+        self._observe(c.align, self._on_align)
+        self._observe(c.align_photos, lambda v: self.runner.set(align_photos=str(v).strip() or None))
+        c.transparency.observe(lambda ch: self.runner.show_transparency(bool(ch["new"])), names="value")
         self._observe(c.transform, lambda v: self.runner.set(transform_strength=float(v)))
         self._observe(c.views, lambda v: self.runner.set(views=int(v)))
         self._observe(c.size, self._on_size)
@@ -303,6 +317,14 @@ class Dreamer(W.HBox):
         self.runner.set(batch=int(batch))
         self.controls.show_for(self.controls.mode.value, int(batch))
 
+    def _on_param(self, param: str) -> None:
+        self.controls.show_param(param)
+        self.runner.set(param=param)  # the runner carries the picture over (Renderer.apply)
+
+    def _on_align(self, strength: float) -> None:
+        self.controls.show_align(float(strength))
+        self.runner.set(align=align_weight(float(strength)))
+
     def _on_size(self, size: int) -> None:
         if isinstance(self.image_widget, LiveImage):
             self.image_widget.pixelated = int(size) < self.image_widget.display_size // 2
@@ -352,6 +374,13 @@ class Dreamer(W.HBox):
             c.lr.value = settings.lr
             for name in ("l1", "tv", "blur"):
                 getattr(c, name).value = penalty_strength(name, getattr(settings, name))
+            if settings.param not in {value for _, value in c.param.options}:
+                label = EXTRA_PARAM_LABELS.get(settings.param, settings.param)
+                c.param.options = [*c.param.options, (label, settings.param)]
+            c.param.value = settings.param
+            c.decay.value = min(settings.decay, c.decay.max)
+            c.align.value = align_strength(settings.align)
+            c.align_photos.value = settings.align_photos or ""
             c.transform.value = min(settings.transform.strength, c.transform.max)
             c.views.value = min(settings.views, c.views.max)
             sizes = {value for _, value in c.size.options}

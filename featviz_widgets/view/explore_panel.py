@@ -4,12 +4,13 @@ appears right under the button that made it."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import ipywidgets as W
 import numpy as np
 
-from ..engine import explore
+from ..engine import SanityReadout, explore, sanity_readout
 from ..runner import PhotoStart, Target
 from ..runner.encode import labelled_grid, tile_index
 from .controls import STYLE, wide_layout
@@ -189,7 +190,7 @@ class ExplorePanel:
         folder = self.folder.value.strip() or None
         snap = runner.snapshot()
 
-        def work() -> tuple[list[explore.Exemplar], float]:
+        def work() -> tuple[list[explore.Exemplar], SanityReadout | None]:
             found = explore.top_exemplars(
                 self.host.model,
                 objective,
@@ -197,32 +198,30 @@ class ExplorePanel:
                 cancel=self.host_job_cancel,
                 progress=lambda n: self.host_job_progress(n, max(n, 1)),
             )
-            viz = (
-                explore.objective_value(self.host.model, objective, snap.images, size=160)
-                if snap.images is not None
-                else float("nan")
+            readout = (
+                sanity_readout(self.host.model, objective, snap.images, [e.crop for e in found], size=160)
+                if snap.images is not None and found
+                else None
             )
-            return found, viz
+            return found, readout
 
-        def done(result: tuple[list[explore.Exemplar], float]) -> None:
-            found, viz = result
+        def done(result: tuple[list[explore.Exemplar], SanityReadout | None]) -> None:
+            found, readout = result
             if not found:
                 self.exemplars.children = [W.HTML(error_html("No readable images found in that folder."))]
                 return
-            ratio = viz / found[0].score if found[0].score else float("inf")
             tiles = [
                 W.VBox(
                     [
                         png_widget(e.crop.resize((96, 96)), 96),
-                        W.HTML(f"<small>{e.source.rsplit('/', 1)[-1]}<br>{e.score:.3g}</small>"),
+                        W.HTML(
+                            f"<small>{html.escape(e.source.rsplit('/', 1)[-1], quote=True)}<br>{e.score:.3g}</small>"
+                        ),
                     ]
                 )
                 for e in found
             ]
-            self.exemplars.children = [
-                W.HTML(f"visualization {viz:.3g} vs best natural crop {found[0].score:.3g}: <b>ratio {ratio:.2f}</b>"),
-                tiles_box(tiles),
-            ]
+            self.exemplars.children = [W.HTML(sanity_html(readout)), tiles_box(tiles)]
 
         self._job("exemplars", work, done)
 
@@ -233,3 +232,22 @@ class ExplorePanel:
     @property
     def host_job_cancel(self) -> Any:
         return self.host.job.cancel
+
+
+def sanity_html(readout: SanityReadout | None) -> str:
+    """The sanity read-out (Geirhos et al. 2024) beside the exemplars: how strongly the
+    visualization drives the target relative to the best natural crop, and how similarly the
+    network processes it at earlier layers, against the exemplars' similarity among themselves."""
+    if readout is None:
+        return "<small>No live image yet: run the optimization to compare it with the exemplars.</small>"
+    lines = [
+        f"visualization {readout.value:.3g} vs best natural crop {readout.best_natural:.3g}: "
+        f"<b>ratio {readout.ratio:.2f}</b>"
+    ]
+    for layer, cos in readout.similarity.items():
+        natural = readout.natural_similarity[layer]
+        lines.append(
+            f"processed like the photos at {html.escape(layer, quote=True)}: cosine <b>{cos:.2f}</b> "
+            f"(the photos among themselves {natural:.2f})"
+        )
+    return "<small>" + "<br>".join(lines) + "</small>"
