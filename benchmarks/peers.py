@@ -19,7 +19,7 @@ Then (PYTHONPATH=. so this checkout is imported; a peer that does not import is 
     .bench-venv/bin/python benchmarks/peers.py report [--steps 32,64,256]   # judges what is cached
     .bench-venv/bin/python benchmarks/peers.py grid [--step 64] [--columns 6]  # docs/peers_grid.png
 
-``speed``: seconds per step on one thread at a mid-layer channel (blocks.8:5) and a class logit
+``speed``: CPU seconds per steady step on one thread at a mid-layer channel (blocks.8:5) and a class logit
 (logits:309), interleaved rounds, as ratios to this project's default and to the floor (one
 forward+backward of the network truncated at the layer); peers that send k crops through the
 network a step are also set against this project with ``views=k`` (equal work per step).
@@ -48,15 +48,25 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from quality import CLASSES, HELD_OUT
 
-from featviz_widgets.engine import capture, load_model
+from featviz_widgets.engine import TransformConfig, capture, load_model, maco_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "artifacts" / "peers"
 # This project's rows: RenderSettings keywords (the default is Fourier + decorrelated colour).
+ALIGN = 5.0  # the aligned row's weight (the widget's slider at 0.32)
 VARIANTS: dict[str, dict[str, Any]] = {
-    "featviz": {},
-    "featviz-pixels": {"fourier": False, "decorrelate": False},
-    "featviz-fourier": {"fourier": True, "decorrelate": False},
+    "featviz": {},  # param="decorrelated": 1/f Fourier + decorrelated colour
+    "featviz-pixels": {"param": "pixels"},
+    "featviz-fourier": {"param": "fourier"},
+    "featviz-maco": maco_recipe(),  # MaCo's own recipe: phase only, crops, pixel noise, lr 0.3
+    # VITAL's reference-aligned penalty on the default (the package's probe photos as references).
+    "featviz-aligned": {"align": ALIGN},
+    # The class-logit recipe docs/decisions.md gives (total variation 100; not the default, as it
+    # washes channel renders out).
+    "featviz-tv100": {"tv": 100.0},
+    # Tried here from dreamlens's and torch-dreams' transforms: their views also zoom out (0.5-1.2);
+    # ours only zoom in (1-1.5 crops). scale=0.3: zoom drawn from 0.7-1.8.
+    "featviz-zoomout": {"transform": TransformConfig(scale=0.3)},
 }
 SPEED_TARGETS = {"mid": ("blocks.8", 5), "logit": ("logits", 309)}
 GRID_CHANNELS = [("blocks.8", 5), ("blocks.11", 20)]
@@ -130,15 +140,28 @@ def photo_crops(photos: dict[str, np.ndarray], per_photo: int = 16, seed: int = 
     return out
 
 
-def frechet(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to the rows of ``a`` and ``b``."""
-    from scipy import linalg
+def speckle(image: np.ndarray) -> float:
+    """Share of the luminance's spectral power (mean removed) above half the Nyquist frequency:
+    pixel-scale speckle and high-frequency noise raise it, smooth shapes lower it."""
+    lum = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    power = np.abs(np.fft.rfft2(lum - lum.mean())) ** 2
+    fy = np.fft.fftfreq(lum.shape[0])[:, None]
+    fx = np.fft.rfftfreq(lum.shape[1])[None, :]
+    return float(power[np.hypot(fx, fy) > 0.25].sum() / max(power.sum(), 1e-12))
 
-    a64, b64 = a.double().numpy(), b.double().numpy()
-    mu1, mu2 = a64.mean(0), b64.mean(0)
-    s1, s2 = np.cov(a64, rowvar=False), np.cov(b64, rowvar=False)
-    covmean = linalg.sqrtm(s1 @ s2)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * np.real(covmean)))
+
+def frechet(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to the rows of ``a`` and ``b``:
+    |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^1/2). With fewer rows than features the
+    trace of the square root comes from the small (rows x rows) matrix X_a S_b X_a^T, which has
+    the same non-zero eigenvalues as S_a S_b (exact, and no 1280 x 1280 sqrtm)."""
+    xa, xb = a.double(), b.double()
+    ca, cb = xa - xa.mean(0), xb - xb.mean(0)
+    na, nb = len(xa) - 1, len(xb) - 1
+    small = (ca @ cb.T) @ (cb @ ca.T) / (na * nb)
+    root = torch.linalg.eigvalsh((small + small.T) / 2).clamp(min=0).sqrt().sum()
+    mean = ((xa.mean(0) - xb.mean(0)) ** 2).sum()
+    return float(mean + (ca**2).sum() / na + (cb**2).sum() / nb - 2 * root)
 
 
 # --- engines ------------------------------------------------------------------------------------
@@ -212,7 +235,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     photo_cls = photo_classes(photos)
     _, photo_feats = judged(list(photos.values()), judges["lite2"])
     photo_feat = dict(zip(photos, photo_feats, strict=True))
-    _, crop_feats = judged(photo_crops(photos), judges["lite2"])
+    _, crop_feats = judged(photo_crops(photos, args.photo_crops), judges["lite2"])
     renders: dict[str, dict[tuple[int, int], dict[int, np.ndarray]]] = {}
     seconds: dict[str, list[float]] = {}
     for folder in sorted((args.out / "renders").glob("*")):
@@ -239,7 +262,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         for s in steps:
             images = [by_pair[p][s] for p in pairs]
             labels = torch.tensor([c for c, _ in pairs])
-            row: dict[str, float] = {}
+            row: dict[str, float] = {"speckle": float(np.mean([speckle(img) for img in images]))}
             for jname, judge in judges.items():
                 logits, feats = judged(images, judge)
                 row[f"{jname}_top1"] = float((logits.argmax(1) == labels).float().mean())
@@ -254,8 +277,41 @@ def cmd_report(args: argparse.Namespace) -> None:
                     row["frechet"] = frechet(feats, crop_feats)
             rows[name][s] = row
     print_tables(rows, engines, steps, seconds)
+    (args.out / "report.md").write_text(markdown(rows, engines, steps, seconds, n_cls, n_seed))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps({"pairs": pairs, "steps": steps, "rows": rows}, indent=1))
+
+
+def markdown(
+    rows: dict[str, dict[int, dict[str, float]]],
+    engines: dict[str, pe.Engine],
+    steps: tuple[int, ...],
+    seconds: dict[str, list[float]],
+    n_cls: int,
+    n_seed: int,
+) -> str:
+    """The report as a Markdown table, for docs/performance.md."""
+    cols = [f"{s} steps: Lite1 / Lite2 top-1 (Lite2 top-5)" for s in steps]
+    cols += [f"{s} steps: plausibility / Fréchet / speckle" for s in steps]
+    lines = [
+        f"{n_cls} classes x {n_seed} seed(s), the same pairs for every engine.",
+        "",
+        "| engine | crops | " + " | ".join(cols) + " | median s/render |",
+        "|---|---|" + "---|" * len(cols) + "---|",
+    ]
+    for name, by_step in rows.items():
+        cells = [
+            f"{by_step[s]['lite1_top1']:.0%} / {by_step[s]['lite2_top1']:.0%} ({by_step[s]['lite2_top5']:.0%})"
+            for s in steps
+        ]
+        cells += [
+            f"{by_step[s]['plausibility']:.3f} / {by_step[s]['frechet']:.0f} / {by_step[s]['speckle']:.1%}"
+            for s in steps
+        ]
+        lines.append(
+            f"| {name} | {engines[name].crops} | " + " | ".join(cells) + f" | {statistics.median(seconds[name]):.0f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def print_tables(
@@ -277,13 +333,16 @@ def print_tables(
             + " ".join(f"{c:>14}" for c in cells)
             + f" {statistics.median(seconds[name]):>9.1f}"
         )
-    print("\nplausibility (cosine to the class's photo, Lite2 features) / judge-space Frechet distance to photo crops")
-    print(f"{'engine':<16} " + " ".join(f"{f'@{s}':>14}" for s in steps))
+    print(
+        "\nplausibility (cosine to the class's photo, Lite2 features) / judge-space Frechet distance to photo"
+        " crops (not Inception FID) / speckle (% of power above half Nyquist)"
+    )
+    print(f"{'engine':<16} " + " ".join(f"{f'@{s}':>22}" for s in steps))
     for name, by_step in rows.items():
-        print(
-            f"{name:<16} "
-            + " ".join(f"{by_step[s]['plausibility']:>6.3f}/{by_step[s]['frechet']:>7.0f}" for s in steps)
-        )
+        cells = [
+            f"{r['plausibility']:.3f}/{r['frechet']:>5.0f}/{r['speckle']:>5.1%}" for r in (by_step[s] for s in steps)
+        ]
+        print(f"{name:<16} " + " ".join(f"{c:>22}" for c in cells))
     ours = rows.get("featviz")
     if ours is None:
         return
@@ -314,14 +373,15 @@ def print_tables(
 
 # --- speed --------------------------------------------------------------------------------------
 def step_seconds(engine: pe.Engine, model: Any, layer: str, unit: int, size: int, n: int) -> float:
-    """Seconds per step: a run of 2 + n steps less a run of 2 (setup and hooking cost)."""
+    """CPU seconds per step (this process's CPU time, so the load of a shared machine does not
+    enter; one thread): a run of 2 + n steps less a run of 2 (setup and hooking cost)."""
     with pe.quiet():
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         engine.render(model, layer, unit, (2,), 0, size)
-        short = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        short = time.process_time() - t0
+        t0 = time.process_time()
         engine.render(model, layer, unit, (2 + n,), 0, size)
-    return (time.perf_counter() - t0 - short) / n
+    return (time.process_time() - t0 - short) / n
 
 
 def floor_seconds(model: Any, layer: str, size: int, n: int) -> float:
@@ -332,18 +392,20 @@ def floor_seconds(model: Any, layer: str, size: int, n: int) -> float:
         capture(model, xi, [layer])[layer].mean().backward()
 
     once()
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for _ in range(n):
         once()
-    return (time.perf_counter() - t0) / n
+    return (time.process_time() - t0) / n
 
 
 def cmd_speed(args: argparse.Namespace) -> None:
     model = load_model()
-    engines = pick(all_engines(), args.engines)
+    # This project's steady step: without the first 16 steps' redirected ReLU gradient.
+    steady = {name: pe.Engine(name, pe.featviz(**kw, redirect_steps=0)) for name, kw in VARIANTS.items()}
+    engines = [steady.get(e.name, e) for e in pick(all_engines(), args.engines)]
     # Equal work per step: this project with as many views a step as a peer has crops.
     for k in sorted({e.crops for e in engines if e.crops > 1}):
-        engines.append(pe.Engine(f"featviz-views{k}", pe.featviz(views=k), crops=k))
+        engines.append(pe.Engine(f"featviz-views{k}", pe.featviz(views=k, redirect_steps=0), crops=k))
     print(
         f"threads={torch.get_num_threads()} size={args.size} steps={args.steps} rounds={args.rounds} engines={[e.name for e in engines]}"
     )
@@ -435,6 +497,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--channels", type=int, default=2, help="mid-layer channels rendered too (for the grid)")
     rep = sub.add_parser("report", parents=[common])
     rep.add_argument("--steps", default="32,64,256")
+    rep.add_argument(
+        "--photo-crops", type=int, default=16, help="crops of each sample photo in the Fréchet reference set"
+    )
     s = sub.add_parser("speed", parents=[common])
     s.add_argument("--rounds", type=int, default=3)
     s.add_argument("--steps", type=int, default=10)

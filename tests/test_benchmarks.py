@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_benchmark(*args: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("PYTHONPATH", None)  # without Lucent: the engine and floor columns only
+    # This checkout's package and nothing else (no Lucent --target folder: the engine and floor
+    # columns only), whatever the venv's editable install points at.
+    env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / args[0]), *args[1:]],
         capture_output=True,
@@ -117,24 +119,25 @@ def test_quality_tv_reaches_the_renderer(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_peers_benchmark_runs_this_projects_rows(tmp_path: Path) -> None:
     # Peers that are not installed are left out; this project's rows must render, be judged,
     # make a grid and be timed against the floor.
-    ours = "featviz,featviz-pixels,featviz-fourier"
+    ours = "featviz,featviz-pixels,featviz-fourier,featviz-maco,featviz-aligned"
     small = ["--out", str(tmp_path), "--size", "32", "--engines", ours]
     out = run_benchmark(
         "peers.py", "render", *small, "--classes", "2", "--seeds", "0", "--steps", "1,2", "--channels", "1"
     )
-    assert out.count(" seed 0 ") == 3 * 3 and "render done" in out
+    assert out.count(" seed 0 ") == 5 * 3 and "render done" in out
     renders = {p.parent.name: p for p in tmp_path.glob("renders/*/logits_285_s0.npz")}
     assert sorted(renders) == sorted(ours.split(","))
-    pixels, fourier = (np.load(renders[n])["s2"] for n in ("featviz-pixels", "featviz-fourier"))
-    assert pixels.shape == (32, 32, 3) and not np.array_equal(pixels, fourier)
-    report = run_benchmark("peers.py", "report", *small, "--steps", "1,2")
+    last = {name: np.load(path)["s2"] for name, path in renders.items()}
+    assert all(img.shape == (32, 32, 3) for img in last.values())
+    assert len({img.tobytes() for img in last.values()}) == 5  # five different recipes, five pictures
+    report = run_benchmark("peers.py", "report", *small, "--steps", "1,2", "--photo-crops", "2")
     assert "2 renders per engine and step (2 classes x 1 seeds)" in report
     assert all(f"\n{name} " in report for name in ours.split(","))
     grid = tmp_path / "grid.png"
     run_benchmark("peers.py", "grid", "--out", str(tmp_path), "--step", "2", "--grid", str(grid))
     from PIL import Image
 
-    assert Image.open(grid).size == (120 + 3 * 112, 28 + 3 * 112)  # 3 engines x (2 classes + 1 channel)
+    assert Image.open(grid).size == (120 + 3 * 112, 28 + 5 * 112)  # 5 engines x (2 classes + 1 channel)
     speed = run_benchmark("peers.py", "speed", *small[2:], "--rounds", "1", "--steps", "1")
     assert "ratio mid: featviz step =" in speed and "ratio logit: featviz step =" in speed
 
