@@ -265,7 +265,7 @@ def peer_engines(spectrum: Path | None) -> list[Engine]:
     found = []
     for module, engine in (
         ("lucent", lambda: Engine("lucent", lucent)),
-        ("horama", lambda: Engine("horama-maco", horama(spectrum), crops=6)),  # type: ignore[arg-type]
+        ("horama", lambda: Engine("horama-maco", horama(spectrum), crops=6)),  # spectrum is set: checked below
         ("dreamlens", lambda: Engine("dreamlens", dreamlens)),
         ("torch_dreams", lambda: Engine("torch-dreams", torch_dreams)),
         ("faccent", lambda: Engine("faccent", faccent, crops=16)),
