@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_benchmark(*args: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("PYTHONPATH", None)  # without Lucent: the engine and floor columns only
+    # This checkout's package and nothing else (no Lucent --target folder: the engine and floor
+    # columns only), whatever the venv's editable install points at.
+    env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / args[0]), *args[1:]],
         capture_output=True,
@@ -126,3 +128,62 @@ def test_memory_estimate_benchmark_runs() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("ratio ") == 2
+
+
+@pytest.mark.slow
+def test_peers_benchmark_runs_this_projects_rows(tmp_path: Path) -> None:
+    # Peers that are not installed are left out; this project's rows must render, be judged,
+    # make a grid and be timed against the floor.
+    ours = "featviz,featviz-pixels,featviz-fourier,featviz-maco,featviz-aligned"
+    small = ["--out", str(tmp_path), "--size", "32", "--engines", ours]
+    out = run_benchmark(
+        "peers.py", "render", *small, "--classes", "2", "--seeds", "0", "--steps", "1,2", "--channels", "1"
+    )
+    assert out.count(" seed 0 ") == 5 * 3 and "render done" in out
+    renders = {p.parent.name: p for p in tmp_path.glob("renders/*/logits_285_s0.npz")}
+    assert sorted(renders) == sorted(ours.split(","))
+    last = {name: np.load(path)["s2"] for name, path in renders.items()}
+    assert all(img.shape == (32, 32, 3) for img in last.values())
+    assert len({img.tobytes() for img in last.values()}) == 5  # five different recipes, five pictures
+    report = run_benchmark("peers.py", "report", *small, "--steps", "1,2", "--photo-crops", "2")
+    assert "2 renders per engine and step (2 classes x 1 seeds)" in report
+    assert all(f"\n{name} " in report for name in ours.split(","))
+    grid = tmp_path / "grid.png"
+    run_benchmark("peers.py", "grid", "--out", str(tmp_path), "--step", "2", "--grid", str(grid))
+    from PIL import Image
+
+    assert Image.open(grid).size == (120 + 3 * 112, 28 + 5 * 112)  # 5 engines x (2 classes + 1 channel)
+    speed = run_benchmark("peers.py", "speed", *small[2:], "--rounds", "1", "--steps", "1")
+    assert "ratio mid: featviz step =" in speed and "ratio logit: featviz step =" in speed
+
+
+def test_peer_snapshots_come_from_one_trajectory() -> None:
+    # A peer's per-step image maker is wrapped: its k-th call shows the image after k-1 updates.
+    pe = import_benchmark("peer_engines")
+    import torch
+
+    class Loop:
+        def make(self, step: int) -> torch.Tensor:
+            return torch.full((3, 2, 2), step / 10)
+
+    out: dict[int, np.ndarray] = {}
+    with pe._recording(Loop, "make", lambda img, *_a: img, {0, 2, 3}, out):
+        loop = Loop()
+        for step in range(4):
+            loop.make(step)
+    assert sorted(out) == [0, 2, 3] and [int(out[k][0, 0, 0]) for k in (0, 2, 3)] == [0, 51, 76]
+    assert Loop.make(Loop(), 1)[0, 0, 0] == pytest.approx(0.1)  # unwrapped afterwards
+
+
+def test_peers_frechet_distance_and_cache(tmp_path: Path) -> None:
+    peers = import_benchmark("peers")
+    import torch
+
+    a = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    assert abs(peers.frechet(a, a)) < 1e-6
+    assert peers.frechet(a, a + 3) == pytest.approx(9 * 8, rel=1e-6)
+    path = tmp_path / "r.npz"
+    np.savez(path, seconds=1.5, s32=np.zeros((2, 2, 3), np.uint8))
+    assert peers.cached(path, (32,)) is not None and peers.cached(path, (32, 64)) is None
+    with pytest.raises(SystemExit, match="available"):
+        peers.pick([], "faccent")
