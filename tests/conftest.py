@@ -196,3 +196,16 @@ class FakeView:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(1)
+
+
+class FakeClock:
+    """An injected ``time.monotonic``: time moves only when the test says so."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

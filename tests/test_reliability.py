@@ -156,6 +156,9 @@ def test_model_raising_mid_run_is_reported_by_the_loop(tiny: FeatvizModel) -> No
         def abandoned(self) -> bool:
             return False
 
+        def revive(self) -> None:
+            pass
+
     runner = LiveRunner(tiny, Target(layer="conv2"), RenderSettings(size=32), Sink())
     runner.start()
     try:

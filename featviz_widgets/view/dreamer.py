@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -106,6 +107,11 @@ class _Sink:
             return True
         return isinstance(d.image_widget, LiveImage) and d.image_widget.abandoned()
 
+    def revive(self) -> None:
+        d = self._dreamer()
+        if d is not None and isinstance(d.image_widget, LiveImage):
+            d.image_widget.revive()
+
 
 class Dreamer(W.HBox):
     """Live feature visualization of ``model`` (the embedded EfficientNet-Lite0 by default).
@@ -114,6 +120,8 @@ class Dreamer(W.HBox):
     ``"anywidget"`` (canvas with flow control) or ``"image"`` (plain ``ipywidgets.Image``, for
     hosts where anywidget's front end cannot load). ``replace_same_cell`` closes an earlier
     Dreamer created by the same notebook cell (re-running a cell never leaves a loop behind).
+    ``clock`` is the time source of the frame pacing and of the image's flow control (tests
+    inject one).
     """
 
     def __init__(
@@ -130,6 +138,7 @@ class Dreamer(W.HBox):
         autostart: bool = True,
         replace_same_cell: bool = True,
         display_size: int = 384,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         _check_ipykernel()
         if backend not in ("anywidget", "image"):
@@ -153,7 +162,7 @@ class Dreamer(W.HBox):
         c.unit.value = min(channel, c.unit.max)
         c.unit_b.max = c.unit.max
         self.image_widget: LiveImage | W.Image = (
-            LiveImage(display_size=display_size, pixelated=size < display_size // 2)
+            LiveImage(display_size=display_size, clock=clock)
             if backend == "anywidget"
             else W.Image(format="jpeg", layout=W.Layout(width=f"{display_size}px"))
         )
@@ -167,7 +176,7 @@ class Dreamer(W.HBox):
         self._stepping_shown: bool | None = None
         self._status_lock = threading.Lock()
         self.runner = LiveRunner(
-            self.model, self._target(), RenderSettings(size=size, lr=lr, seed=seed), _Sink(self), fps=fps
+            self.model, self._target(), RenderSettings(size=size, lr=lr, seed=seed), _Sink(self), fps=fps, clock=clock
         )
         self._job_outputs: tuple[W.HTML, W.IntProgress] | None = None
         self.job = Job(self.runner, self._job_progress, self._job_error, self._job_finished)
@@ -304,8 +313,6 @@ class Dreamer(W.HBox):
         self.controls.show_for(self.controls.mode.value, int(batch))
 
     def _on_size(self, size: int) -> None:
-        if isinstance(self.image_widget, LiveImage):
-            self.image_widget.pixelated = int(size) < self.image_widget.display_size // 2
         self.runner.set(size=int(size))
 
     def _on_run(self) -> None:
@@ -513,15 +520,30 @@ class Dreamer(W.HBox):
 
 
 def _class_index(entry: str, options: tuple[str, ...] = ()) -> int | None:
-    """The class number of a picker entry ``'285 Egyptian cat'``, or of typed text that names
-    a class (``'golden retr'`` -> the first option containing it, case-insensitively); None when
-    nothing matches."""
-    head = entry.split(" ", 1)[0]
+    """The class number of a picker entry ``'285 Egyptian cat'``, of a number ``'309'``, or of
+    typed text that names a class, case-insensitively: the class of that exact name (``'bee'``),
+    else the first whose name starts with it, else the first with a word starting with it,
+    else the first containing it (``'golden retr'``). None when nothing matches (or the number
+    is not a class)."""
+    text = " ".join(entry.split()).lower()
+    if not text:
+        return None
+    head = text.split(" ", 1)[0]
     if head.isdigit():
-        return int(head)
-    text = entry.strip().lower()
-    match = next((o for o in options if text and text in o.lower()), None)
-    return int(match.split(" ", 1)[0]) if match is not None else None
+        number = int(head)
+        return number if number < len(options) else None
+    names = [o.split(" ", 1)[1].lower() if " " in o else "" for o in options]
+    tests = (
+        lambda name: name == text,
+        lambda name: name.startswith(text),
+        lambda name: any(word.startswith(text) for word in name.replace("-", " ").split()),
+        lambda name: text in name,
+    )
+    for test in tests:
+        index = next((i for i, name in enumerate(names) if test(name)), None)
+        if index is not None:
+            return index
+    return None
 
 
 def _close_tree(widget: W.Widget) -> None:
