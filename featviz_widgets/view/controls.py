@@ -194,7 +194,8 @@ def build_controls(
         klass=W.Combobox(
             value=classes[0] if classes else "",
             options=classes,
-            ensure_option=True,
+            ensure_option=False,  # the browser sends what was typed (part of a name, a number) on Enter
+            continuous_update=False,  # ...on Enter or leaving the box, not at every key
             placeholder="type a class name or number",
             description="class",
             tooltip="Type to search the class names",
