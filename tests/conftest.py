@@ -163,6 +163,19 @@ def user_sets(widget: Any, value: Any) -> None:
     )
 
 
+def user_uploads(upload: Any, name: str, data: bytes) -> None:
+    """Choose a file in a FileUpload as the browser sends it: its value, the content a buffer."""
+    entry = {"name": name, "type": "image/png", "size": len(data), "last_modified": 0}
+    upload.comm.handle_msg(
+        {
+            "content": {
+                "data": {"method": "update", "state": {"value": [entry]}, "buffer_paths": [["value", 0, "content"]]}
+            },
+            "buffers": [memoryview(data)],
+        }
+    )
+
+
 def user_clicks(button: Any) -> None:
     button.comm.handle_msg({"content": {"data": {"method": "custom", "content": {"event": "click"}}}, "buffers": []})
 

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from featviz_widgets.engine.models import FeatvizModel
+from featviz_widgets.runner import read_saved
 from featviz_widgets.runner.settle import Settle
 from featviz_widgets.view import Dreamer, LiveImage
 
-from .conftest import FakeClock, FakeView, browser_says, displayed, shown, user_clicks, user_sets, wait
+from .conftest import FakeClock, FakeView, browser_says, displayed, shown, user_clicks, user_sets, user_uploads, wait
 
 pytestmark = pytest.mark.usefixtures("comms")
 
@@ -171,6 +172,28 @@ def test_save_png_button_offers_a_download_named_for_the_target(live: tuple[Drea
     assert wait(lambda: d.runner.snapshot().target.mode == "deepdream")
     user_clicks(shown(d, W.Button, description="Save PNG"))
     assert "featviz_conv2_DeepDream.png" in d.download_link.value  # no channel number in DeepDream mode
+
+
+def test_save_png_download_carries_its_settings_and_loads_back(live: tuple[Dreamer, FakeView]) -> None:
+    """Issue #23.3: the PNG the Save PNG button hands the browser has the settings inside, so
+    Export's Load settings reads it back (all of it: target and settings)."""
+    d, _ = live
+    user_sets(shown(d, W.IntSlider, description="channel"), 4)
+    user_sets(shown(d, W.Dropdown, description="image size"), 64)
+    assert wait(lambda: d.runner.snapshot().target.unit == 4 and d.runner.snapshot().settings.size == 64)
+    user_clicks(shown(d, W.Button, description="Save PNG"))
+    sent = [(c, b) for t, c, b in d.image_widget.comm.sent if t == "comm_msg" and c.get("method") == "custom"]
+    message, buffers = sent[-1]
+    assert message["content"]["filename"] == "featviz_conv2_channel_4.png"
+    png = bytes(buffers[0])
+    settings, target, picture = read_saved(png)
+    assert target.unit == 4 and settings.size == 64 and picture.size == (64, 64)
+    user_sets(shown(d, W.IntSlider, description="channel"), 1)
+    user_sets(shown(d, W.Dropdown, description="image size"), 32)
+    assert wait(lambda: d.runner.snapshot().target.unit == 1)
+    user_sets(d.page_picker, "Export")
+    user_uploads(shown(d, W.FileUpload, description="Load settings"), message["content"]["filename"], png)
+    assert wait(lambda: "conv2 channel 4 ·" in d.status.value and d.runner.snapshot().settings.side == 64)
 
 
 def test_layout_puts_panels_beside_the_image(live: tuple[Dreamer, FakeView]) -> None:

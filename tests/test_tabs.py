@@ -20,7 +20,7 @@ from featviz_widgets.errors import FeatvizError
 from featviz_widgets.export import SETTINGS_KEY, read_settings
 from featviz_widgets.view import Dreamer, LiveImage
 
-from .conftest import FakeView, browser_says, displayed, shown, user_clicks, user_sets, wait
+from .conftest import FakeView, browser_says, displayed, shown, user_clicks, user_sets, user_uploads, wait
 
 pytestmark = pytest.mark.usefixtures("comms")
 
@@ -232,7 +232,7 @@ def test_loading_a_crafted_file_changes_nothing(live: tuple[Dreamer, FakeView], 
         d.load(data)
     assert (d.runner.settings, d.runner.target, control_values(d)) == before
     # Through the Export tab, the same file gets the message there, and nothing changes either.
-    d.export._on_load({"new": [{"name": "crafted.png", "content": data}]})
+    user_uploads(shown(page(d, "Export"), W.FileUpload, description="Load settings"), "crafted.png", data)
     assert "Nothing was changed" in d.export.message.value and "crafted.png" in d.export.message.value
     assert d.runner.target == before[1]
 
@@ -248,7 +248,7 @@ def test_save_then_load_into_another_widget(live: tuple[Dreamer, FakeView], tiny
     other = Dreamer(tiny, layer="conv1", size=32)
     try:
         export = page(other, "Export")
-        other.export._on_load({"new": [{"name": "x.png", "content": path.read_bytes()}]})  # the upload's change
+        user_uploads(shown(export, W.FileUpload, description="Load settings"), "x.png", path.read_bytes())
         assert "Loaded the settings of x.png" in other.export.message.value
         controls = page(other, "Controls")
         assert shown(controls, W.Dropdown, description="layer").value == "conv2"
@@ -269,8 +269,7 @@ def test_an_atlas_tile_opens_live_from_its_picture(
     d, view = live
     report = render_atlas(tiny, out=tmp_path / "atlas", layers=["conv1"], steps=3, size=32, threads=1, progress=False)
     tile = next((report.out / "tiles").rglob("2.png"))
-    page(d, "Export")
-    d.export._on_load({"new": [{"name": tile.name, "content": tile.read_bytes()}]})  # the upload's change
+    user_uploads(shown(page(d, "Export"), W.FileUpload, description="Load settings"), tile.name, tile.read_bytes())
     assert "Loaded the settings of 2.png" in d.export.message.value
     assert wait(lambda: "conv1 channel 2 ·" in d.status.value and d.runner.snapshot().step <= 3), d.status.value
     picture = np.asarray(Image.open(tile).convert("RGB"), np.float32)

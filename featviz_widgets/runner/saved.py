@@ -16,7 +16,8 @@ from ..engine import RenderSettings
 from ..export import SavedSettingsError, read_png
 from .target import Target
 
-INFORMATIVE = ("model", "objective", "steps", "target", "atlas")  # atlas: the tile's key and chunk
+# atlas: the tile's key and chunk; photo_dream: how the Photo tab's dream.png was made from its photo
+INFORMATIVE = ("model", "objective", "steps", "target", "atlas", "photo_dream")
 
 
 def read_saved(source: str | Path | bytes) -> tuple[RenderSettings, Target, Image.Image]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 import threading
 import time
 import warnings
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
-import numpy as np
 from PIL import Image
 
 from ..engine import FeatvizModel, RenderSettings, load_model, main_layers
@@ -29,9 +29,9 @@ from ..engine.layers import layers_by_name
 from ..engine.models import LOGITS
 from ..engine.photos import pil_to_tensor
 from ..errors import FeatvizError, InvalidSettingError, unknown_layer
-from ..export import save_png
+from ..export import png_bytes, save_png
 from ..runner import Frame, Job, LiveRunner, PhotoStart, Snapshot, Target, read_saved
-from ..runner.encode import encode, tile
+from ..runner.encode import tile
 from .controls import DIVERSITY_SCALE, build_controls, class_options, penalty_strength, penalty_weight
 from .explore_panel import ExplorePanel
 from .export_panel import ExportPanel
@@ -482,17 +482,19 @@ class Dreamer(W.HBox):
         return save_png(image, path, self.settings())
 
     def download(self, filename: str | None = None) -> None:
-        """Offer the current picture as a PNG download in the browser."""
+        """Offer the current picture as a PNG download in the browser, its settings inside (the
+        Export tab's Load settings reads them back)."""
         image = self.image()
         if image is None:
             raise FeatvizError("No image yet: the optimization has not made a step.")
         name = filename or f"{file_stem(self.runner.target)}.png"
-        png = encode(np.asarray(image), "png")
+        png = png_bytes(image, self.settings())
         if isinstance(self.image_widget, LiveImage):
             self.image_widget.download(png, name)
         # A link works everywhere too (and is the only way with the Image backend).
         b64 = base64.b64encode(png).decode()
-        self.download_link.value = f'<a download="{name}" href="data:image/png;base64,{b64}">⤓ {name}</a>'
+        label = html.escape(name, quote=True)
+        self.download_link.value = f'<a download="{label}" href="data:image/png;base64,{b64}">⤓ {label}</a>'
 
     def wait_for_steps(self, steps: int, timeout: float = 30.0) -> bool:
         """Block until the optimization has made ``steps`` steps (for scripts and tests)."""
@@ -516,7 +518,7 @@ class Dreamer(W.HBox):
         image = self.image()
         if image is None:
             return None
-        return encode(np.asarray(image), "png")
+        return png_bytes(image, self.settings())
 
 
 def _class_index(entry: str, options: tuple[str, ...] = ()) -> int | None:
