@@ -375,3 +375,21 @@ def test_a_vision_transformer_offers_its_class_token(comms: None) -> None:
         view.close()
     finally:
         d.close()
+
+
+def test_layer_list_names_every_layer_one_way() -> None:
+    """Issue #23.3: the embedded model's list read blocks.1, blocks › blocks.2, blocks.3,
+    blocks › blocks.4: a group is said only where the name does not say it already."""
+    from featviz_widgets.engine import load_model, main_layers
+    from featviz_widgets.view.controls import layer_options
+
+    labels = [label for label, _ in layer_options(main_layers(load_model()))]
+    assert [label.split("  ")[0] for label in labels[1:5]] == ["blocks.0", "blocks.1", "blocks.2", "blocks.3"]
+    assert not [label for label in labels if "›" in label]
+
+
+def test_status_sits_under_the_buttons(live: tuple[Dreamer, FakeView]) -> None:
+    d, _ = live
+    left = d.children[0]
+    order = [w for w in left.children if w in (d.status, d.plot)]
+    assert order == [d.status, d.plot]  # the status and its warning come before the plot

@@ -18,7 +18,9 @@ from PIL import Image, PngImagePlugin
 from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.errors import FeatvizError
 from featviz_widgets.export import SETTINGS_KEY, read_settings
+from featviz_widgets.runner.encode import labelled_grid, tile_index
 from featviz_widgets.view import Dreamer, LiveImage
+from featviz_widgets.view.parts import GALLERY_WIDTH
 
 from .conftest import FakeView, browser_says, displayed, shown, user_clicks, user_sets, user_uploads, wait
 
@@ -54,6 +56,7 @@ def test_gallery_tiles_are_labelled_and_a_click_opens_the_tiles_picture(live: tu
     gallery = next(w for w in displayed(explore) if isinstance(w, LiveImage))
     # 6 tiles of 64 px with a 16 px caption each, 3 columns, 2 px gaps.
     assert (gallery.width, gallery.height) == (3 * 64 + 4, 2 * 80 + 2)
+    assert gallery.display_size == gallery.width and not gallery.pixelated  # shown 1:1, smooth if squeezed
     sheet = decode(gallery.frame)
     assert sheet[64:80, :64].std() > 10  # a caption ("ch 0") under the first tile, not blank
     # Tile 4 is row 1, column 1; the live image then starts from that tile's own picture.
@@ -64,6 +67,19 @@ def test_gallery_tiles_are_labelled_and_a_click_opens_the_tiles_picture(live: tu
     assert shown(page(d, "Controls"), W.IntSlider, description="channel").value == 4  # the controls follow
     browser_says(gallery, {"type": "click", "x": 65, "y": 10})  # the gap: nothing happens
     assert d.runner.target.unit == 4
+
+
+def test_a_wide_layers_gallery_fits_its_width_and_is_never_shrunk() -> None:
+    """Issue #23.3: 112 tiles of 64 px made an 11-column sheet of 724 px, shown at 640 px with
+    pixel scaling ("ch 15" read "ch 1б"). Now as many columns as fit 640 px, shown 1:1."""
+    images = np.zeros((112, 64, 64, 3), np.uint8)
+    grid, cell, cols = labelled_grid(images, [f"ch {i}" for i in range(112)], max_width=GALLERY_WIDTH)
+    assert cols == 9 and grid.shape[1] == 9 * 64 + 8 * 2 <= GALLERY_WIDTH and cell == 80
+    assert grid.shape[0] == 13 * 80 + 12 * 2  # 112 tiles in 13 rows
+    # A click maps to the tile under it in that layout (tile 15: row 1, column 6).
+    assert tile_index(6 * 66 + 30, 82 + 30, 112, cell, 64, cols=cols) == 15
+    caption = grid[82 + 64 : 82 + 80, 6 * 66 : 6 * 66 + 64]
+    assert caption.min() < 100  # the caption is drawn at its own pixels under the tile
 
 
 def test_compare_and_interpolate_results_sit_under_their_buttons(live: tuple[Dreamer, FakeView]) -> None:
@@ -85,6 +101,18 @@ def test_compare_and_interpolate_results_sit_under_their_buttons(live: tuple[Dre
     d.job.wait()
     labels = [w.value for w in displayed(d.explore.interp_result) if isinstance(w, W.HTML)]
     assert len(labels) == 5 and "ch 0 → 3, α 0.00" in labels[0] and "ch 0 → 3, α 1.00" in labels[-1]
+    # In Channel mode the Controls tab hides channel B; Explore shows the one it interpolates to.
+    user_sets(d.page_picker, "Controls")
+    user_sets(shown(d, W.Dropdown, description="objective"), "channel")
+    assert not [w for w in displayed(d) if getattr(w, "description", "") == "channel B"]
+    explore = page(d, "Explore")
+    b = shown(explore, W.IntSlider, description="channel B")
+    assert b.value == 3 and b.max == 5  # the value Mix mode left, in the layer's range, in view
+    user_sets(b, 4)
+    user_clicks(shown(explore, W.Button, description="Interpolate channel A → B"))
+    d.job.wait()
+    labels = [w.value for w in displayed(d.explore.interp_result) if isinstance(w, W.HTML)]
+    assert "ch 0 → 4, α 0.00" in labels[0]
 
 
 def test_exemplars_report_a_ratio(live: tuple[Dreamer, FakeView]) -> None:

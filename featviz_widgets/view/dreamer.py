@@ -201,7 +201,9 @@ class Dreamer(W.HBox):
         super().__init__(
             [
                 W.VBox(
-                    [self.image_widget, c.buttons(), self.plot, self.status, self.download_link],
+                    # The status (and its warning) right under the buttons: at 900 px of height,
+                    # below the plot it fell out of the window.
+                    [self.image_widget, c.buttons(), self.status, self.plot, self.download_link],
                     layout=W.Layout(width=f"{display_size + 16}px", flex="0 0 auto", align_items="flex-start"),
                 ),
                 self.tabs,

@@ -12,6 +12,8 @@ from PIL import Image
 from ..runner.encode import encode
 from .status import escape
 
+GALLERY_WIDTH = 640  # galleries get as many columns as fit, shown 1:1 (a shrunk caption is illegible)
+
 
 def png_widget(image: Image.Image, width: int | None = None) -> W.Image:
     layout = W.Layout(width=f"{width}px") if width else W.Layout()
