@@ -99,7 +99,9 @@ def browser_says(widget: Any, content: dict[str, Any]) -> None:
     widget.comm.handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
 
 
-def wait(cond: Any, timeout: float = 10.0) -> bool:
+def wait(cond: Any, timeout: float = 120.0) -> bool:
+    """Until ``cond()`` holds (True), or False after ``timeout`` seconds: an event awaited, with a
+    guard long enough for a loaded 2-core machine (a true condition returns at once)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():

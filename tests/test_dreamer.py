@@ -289,7 +289,7 @@ def test_loop_pauses_itself_when_its_views_are_gone(tiny: FeatvizModel) -> None:
     try:
         w = d.image_widget
         browser_says(w, {"type": "visibility", "view": "v", "visible": True})
-        assert d.wait_for_steps(3)
+        assert wait(lambda: w.seq >= 1)  # running, a frame on screen (the frozen clock paces no more)
         browser_says(w, {"type": "closed", "view": "v"})  # the cell was re-run: its output is gone
         assert not w.abandoned()  # a grace period first
         clock.advance(10)  # the grace period has passed
@@ -393,3 +393,35 @@ def test_status_sits_under_the_buttons(live: tuple[Dreamer, FakeView]) -> None:
     left = d.children[0]
     order = [w for w in left.children if w in (d.status, d.plot)]
     assert order == [d.status, d.plot]  # the status and its warning come before the plot
+
+
+def test_penalties_that_wipe_the_picture_out_say_so(live: tuple[Dreamer, FakeView]) -> None:
+    """Issue #23.3: penalties together can leave an almost black or flat picture; the status says
+    what to lower (and says nothing of the kind without penalties)."""
+    d, _ = live
+    assert d.wait_for_steps(60) and "wiping" not in d.status.value
+    for name in ("L1", "total variation", "blur"):
+        user_sets(shown(d, W.FloatSlider, description=name), 1.0)
+    assert wait(lambda: "The penalties are wiping the picture out" in d.status.value), d.status.value
+    for name in ("L1", "total variation", "blur"):
+        user_sets(shown(d, W.FloatSlider, description=name), 0.0)
+    user_clicks(shown(d, W.Button, description="Reset"))
+    assert wait(lambda: d.runner.snapshot().step > 60 and "wiping" not in d.status.value), d.status.value
+
+
+def test_penalty_hint_reads_the_picture() -> None:
+    from featviz_widgets.engine import RenderSettings
+    from featviz_widgets.runner import Snapshot, Target
+    from featviz_widgets.view.status import status_html
+
+    def status(picture: np.ndarray, **penalties: float) -> str:
+        snap = Snapshot(picture[None], 100, RenderSettings(**penalties), Target(), "running", 1.0, 5.0, "cpu")
+        return status_html(snap, None)
+
+    rng = np.random.default_rng(0)
+    dark = rng.integers(0, 30, (32, 32, 3), dtype=np.uint8)
+    grey = np.full((32, 32, 3), 128, np.uint8)
+    lively = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    assert "almost black" in status(dark, l1=18.0, tv=75.0)
+    assert "one flat colour" in status(grey, blur=4800.0)
+    assert "wiping" not in status(lively, l1=18.0) and "wiping" not in status(dark)  # lively, or no penalty

@@ -249,9 +249,9 @@ def test_loop_settles_idles_and_wakes_on_any_change(tiny: FeatvizModel) -> None:
     r = LiveRunner(tiny, Target(layer="conv2", unit=1), RenderSettings(size=32), sink, settle=Settle(window=15))
     r.start()
     try:
-        assert wait(lambda: r.snapshot().state == "settled", 30)
-        step = r.snapshot().step
-        assert sink.frames[-1].mime == "image/png"  # what stays on screen is lossless
+        # (the snapshot is published just before its frame goes out)
+        assert wait(lambda: r.snapshot().state == "settled" and sink.frames[-1].mime == "image/png")
+        step = r.snapshot().step  # what stays on screen is lossless
         frames, looks = len(sink.frames), sink.looks
         assert wait(lambda: sink.looks >= looks + 3)  # the worker woke three times (its 1 s idle wait)...
         assert r.snapshot().step == step and len(sink.frames) == frames  # ...and neither stepped nor sent
