@@ -12,7 +12,8 @@ from PIL import Image
 from ..runner.encode import encode
 from .status import escape
 
-GALLERY_WIDTH = 640  # galleries get as many columns as fit, shown 1:1 (a shrunk caption is illegible)
+GALLERY_WIDTH = 540  # galleries get as many columns as fit, shown 1:1 (a shrunk caption is illegible):
+# the panel beside the image is about 560 px wide at 1400 px with the file browser open
 
 
 def png_widget(image: Image.Image, width: int | None = None) -> W.Image:
