@@ -425,3 +425,14 @@ def test_penalty_hint_reads_the_picture() -> None:
     assert "almost black" in status(dark, l1=18.0, tv=75.0)
     assert "one flat colour" in status(grey, blur=4800.0)
     assert "wiping" not in status(lively, l1=18.0) and "wiping" not in status(dark)  # lively, or no penalty
+
+
+def test_live_image_is_smooth_unless_crisp_is_asked(tiny: FeatvizModel) -> None:
+    smooth = Dreamer(tiny, layer="conv2", size=32, autostart=False)
+    crisp = Dreamer(tiny, layer="conv2", size=32, autostart=False, pixelated=True)
+    try:
+        assert not smooth.image_widget.pixelated and crisp.image_widget.pixelated
+        assert ".featviz-canvas.pixelated" in LiveImage._css and "image-rendering: pixelated" in LiveImage._css
+    finally:
+        smooth.close()
+        crisp.close()

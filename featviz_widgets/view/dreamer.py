@@ -120,8 +120,9 @@ class Dreamer(W.HBox):
     ``"anywidget"`` (canvas with flow control) or ``"image"`` (plain ``ipywidgets.Image``, for
     hosts where anywidget's front end cannot load). ``replace_same_cell`` closes an earlier
     Dreamer created by the same notebook cell (re-running a cell never leaves a loop behind).
-    ``clock`` is the time source of the frame pacing and of the image's flow control (tests
-    inject one).
+    The live image is upscaled smoothly to ``display_size``; ``pixelated=True`` shows crisp
+    pixels instead. ``clock`` is the time source of the frame pacing and of the image's flow
+    control (tests inject one).
     """
 
     def __init__(
@@ -138,6 +139,7 @@ class Dreamer(W.HBox):
         autostart: bool = True,
         replace_same_cell: bool = True,
         display_size: int = 384,
+        pixelated: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         _check_ipykernel()
@@ -162,7 +164,7 @@ class Dreamer(W.HBox):
         c.unit.value = min(channel, c.unit.max)
         c.unit_b.max = c.unit.max
         self.image_widget: LiveImage | W.Image = (
-            LiveImage(display_size=display_size, clock=clock)
+            LiveImage(display_size=display_size, pixelated=pixelated, clock=clock)
             if backend == "anywidget"
             else W.Image(format="jpeg", layout=W.Layout(width=f"{display_size}px"))
         )
