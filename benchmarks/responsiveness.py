@@ -96,6 +96,9 @@ def settled_cpu(timeout: float = 600.0) -> tuple[int, float, float]:
         def abandoned(self) -> bool:
             return False
 
+        def revive(self) -> None:
+            pass
+
     runner = LiveRunner(load_model(), Target(layer="blocks.8", unit=0), RenderSettings(size=128, lr=0.05), Sink())
     t0 = time.perf_counter()
     runner.start()

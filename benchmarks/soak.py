@@ -45,6 +45,9 @@ class CountingSink:
     def abandoned(self) -> bool:
         return False
 
+    def revive(self) -> None:
+        pass
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()

@@ -21,14 +21,25 @@ class SavedSettingsError(FeatvizError, ValueError):
     """A file that does not hold settings saved by featviz_widgets."""
 
 
+def _info(settings: dict[str, Any]) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    info.add_text(SETTINGS_KEY, json.dumps(settings, sort_keys=True))
+    return info
+
+
 def save_png(image: Image.Image, path: str | Path, settings: dict[str, Any]) -> Path:
     """Write ``image`` as PNG with ``settings`` as JSON in a text chunk; only to ``path``.
     Returns the absolute path written."""
     path = Path(path).expanduser().resolve()
-    info = PngImagePlugin.PngInfo()
-    info.add_text(SETTINGS_KEY, json.dumps(settings, sort_keys=True))
-    image.save(path, format="PNG", pnginfo=info)
+    image.save(path, format="PNG", pnginfo=_info(settings))
     return path
+
+
+def png_bytes(image: Image.Image, settings: dict[str, Any]) -> bytes:
+    """The PNG file ``save_png`` writes, as bytes (for a browser download)."""
+    out = io.BytesIO()
+    image.save(out, format="PNG", pnginfo=_info(settings), compress_level=1)
+    return out.getvalue()
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -99,7 +99,9 @@ def browser_says(widget: Any, content: dict[str, Any]) -> None:
     widget.comm.handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
 
 
-def wait(cond: Any, timeout: float = 10.0) -> bool:
+def wait(cond: Any, timeout: float = 120.0) -> bool:
+    """Until ``cond()`` holds (True), or False after ``timeout`` seconds: an event awaited, with a
+    guard long enough for a loaded 2-core machine (a true condition returns at once)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
@@ -163,6 +165,19 @@ def user_sets(widget: Any, value: Any) -> None:
     )
 
 
+def user_uploads(upload: Any, name: str, data: bytes) -> None:
+    """Choose a file in a FileUpload as the browser sends it: its value, the content a buffer."""
+    entry = {"name": name, "type": "image/png", "size": len(data), "last_modified": 0}
+    upload.comm.handle_msg(
+        {
+            "content": {
+                "data": {"method": "update", "state": {"value": [entry]}, "buffer_paths": [["value", 0, "content"]]}
+            },
+            "buffers": [memoryview(data)],
+        }
+    )
+
+
 def user_clicks(button: Any) -> None:
     button.comm.handle_msg({"content": {"data": {"method": "custom", "content": {"event": "click"}}}, "buffers": []})
 
@@ -196,3 +211,16 @@ class FakeView:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(1)
+
+
+class FakeClock:
+    """An injected ``time.monotonic``: time moves only when the test says so."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

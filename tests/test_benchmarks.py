@@ -25,7 +25,7 @@ def run_benchmark(*args: str) -> str:
         [sys.executable, str(ROOT / "benchmarks" / args[0]), *args[1:]],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1800,  # a hang guard, not a speed limit: a loaded 2-core machine took over 300 s
         env=env,
         cwd=ROOT,
     )

@@ -3,6 +3,7 @@ with a clear error; the streaming pass keeps bounded state."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from PIL import Image
 from torch import nn
 
 from featviz_widgets.engine.directions import (
+    ClippedActivationsWarning,
     DirectionsError,
     MissingExtraError,
     _Reservoir,
@@ -23,7 +25,7 @@ from featviz_widgets.engine.directions import (
     neuron_groups,
     probe_images,
 )
-from featviz_widgets.engine.models import FeatvizModel, wrap_module
+from featviz_widgets.engine.models import FeatvizModel, load_model, wrap_module
 from featviz_widgets.engine.photos import PhotoError
 from featviz_widgets.errors import FeatvizError
 
@@ -162,12 +164,29 @@ def test_k_and_method_are_checked(planted: FeatvizModel) -> None:
         find_directions(planted, "mix", planted_images(2), "svd", 2)
 
 
-def test_nmf_refuses_negative_activations(planted: FeatvizModel) -> None:
+def test_nmf_on_negative_activations_clips_and_says_so(planted: FeatvizModel) -> None:
     planted.net.src.bias.data.fill_(-0.5)  # src outputs are now negative where a colour is off
-    with pytest.raises(DirectionsError, match=r"non-negative.*negative='clip'"):
-        find_directions(planted, "src", planted_images(2), "nmf", 2)
-    d = find_directions(planted, "src", planted_images(2), "nmf", 2, negative="clip")
+    with pytest.warns(ClippedActivationsWarning, match=r"positive part.*% of the values were negative"):
+        d = find_directions(planted, "src", planted_images(2), "nmf", 2)  # the default does what it can
     assert d.shape == (2, 2) and float(d.min()) >= 0
+    with pytest.raises(DirectionsError, match=r"non-negative.*negative='clip'"):
+        find_directions(planted, "src", planted_images(2), "nmf", 2, negative="error")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # clip on request: silently
+        quiet = find_directions(planted, "src", planted_images(2), "nmf", 2, negative="clip")
+    assert torch.equal(quiet, d)
+    with pytest.raises(DirectionsError, match="'auto', 'clip' or 'error'"):
+        find_directions(planted, "src", planted_images(2), "nmf", 2, negative="drop")
+
+
+@pytest.mark.slow
+def test_readme_call_works_on_the_embedded_model() -> None:
+    """Issue #23.4: the README's call, with its own default method, on the default model's own
+    main layer (signed block outputs) gives directions and says it clipped."""
+    model = load_model()
+    with pytest.warns(ClippedActivationsWarning):
+        d = find_directions(model, "blocks.8")
+    assert d.shape == (8, 112) and torch.allclose(d.norm(dim=1), torch.ones(8))
 
 
 def test_load_directions(tmp_path: Path) -> None:

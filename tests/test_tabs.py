@@ -18,9 +18,11 @@ from PIL import Image, PngImagePlugin
 from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.errors import FeatvizError
 from featviz_widgets.export import SETTINGS_KEY, read_settings
+from featviz_widgets.runner.encode import labelled_grid, tile_index
 from featviz_widgets.view import Dreamer, LiveImage
+from featviz_widgets.view.parts import GALLERY_WIDTH
 
-from .conftest import FakeView, browser_says, displayed, shown, user_clicks, user_sets, wait
+from .conftest import FakeView, browser_says, displayed, shown, user_clicks, user_sets, user_uploads, wait
 
 pytestmark = pytest.mark.usefixtures("comms")
 
@@ -32,6 +34,16 @@ def live(tiny: FeatvizModel) -> Iterator[tuple[Dreamer, FakeView]]:
     yield d, view
     view.close()
     d.close()
+
+
+def pause(d: Dreamer) -> None:
+    """Press the Run/Pause button until the loop is paused (a settled loop's button says Run:
+    the first press runs it, the second pauses)."""
+    user_clicks(d.controls.run)
+    if not d.runner.paused:
+        assert wait(lambda: d.runner.snapshot().state != "settled")
+        user_clicks(d.controls.run)
+    assert d.runner.paused
 
 
 def page(d: Dreamer, name: str) -> Any:
@@ -54,16 +66,31 @@ def test_gallery_tiles_are_labelled_and_a_click_opens_the_tiles_picture(live: tu
     gallery = next(w for w in displayed(explore) if isinstance(w, LiveImage))
     # 6 tiles of 64 px with a 16 px caption each, 3 columns, 2 px gaps.
     assert (gallery.width, gallery.height) == (3 * 64 + 4, 2 * 80 + 2)
+    assert gallery.display_size == gallery.width and not gallery.pixelated  # shown 1:1, smooth if squeezed
     sheet = decode(gallery.frame)
     assert sheet[64:80, :64].std() > 10  # a caption ("ch 0") under the first tile, not blank
     # Tile 4 is row 1, column 1; the live image then starts from that tile's own picture.
+    pause(d)  # so the restart's step 0 stays on screen to be read
     browser_says(gallery, {"type": "click", "x": 66 + 30, "y": 82 + 10})
-    assert wait(lambda: "conv2 channel 4 ·" in d.status.value and d.runner.snapshot().step <= 3), d.status.value
+    assert wait(lambda: "conv2 channel 4 · step 0 ·" in d.status.value), d.status.value
     tile = np.asarray(Image.fromarray(sheet[82 : 82 + 64, 66 : 66 + 64].astype(np.uint8)).resize((32, 32)), np.float32)
-    assert wait(lambda: np.abs(view.picture() - tile).mean() < 25)  # it starts from the tile, not from before
+    assert wait(lambda: view.image.mime == "image/png" and np.abs(view.picture() - tile).mean() < 25)  # the tile
     assert shown(page(d, "Controls"), W.IntSlider, description="channel").value == 4  # the controls follow
     browser_says(gallery, {"type": "click", "x": 65, "y": 10})  # the gap: nothing happens
     assert d.runner.target.unit == 4
+
+
+def test_a_wide_layers_gallery_fits_its_width_and_is_never_shrunk() -> None:
+    """Issue #23.3: 112 tiles of 64 px made an 11-column sheet of 724 px, shown at 640 px with
+    pixel scaling ("ch 15" read "ch 1б"). Now as many columns as fit the panel, shown 1:1."""
+    images = np.zeros((112, 64, 64, 3), np.uint8)
+    grid, cell, cols = labelled_grid(images, [f"ch {i}" for i in range(112)], max_width=GALLERY_WIDTH)
+    assert cols == 8 and grid.shape[1] == 8 * 64 + 7 * 2 <= GALLERY_WIDTH and cell == 80
+    assert grid.shape[0] == 14 * 80 + 13 * 2  # 112 tiles in 14 rows
+    # A click maps to the tile under it in that layout (tile 15: row 1, column 7).
+    assert tile_index(7 * 66 + 30, 82 + 30, 112, cell, 64, cols=cols) == 15
+    caption = grid[82 + 64 : 82 + 80, 7 * 66 : 7 * 66 + 64]
+    assert caption.min() < 100  # the caption is drawn at its own pixels under the tile
 
 
 def test_compare_and_interpolate_results_sit_under_their_buttons(live: tuple[Dreamer, FakeView]) -> None:
@@ -85,6 +112,18 @@ def test_compare_and_interpolate_results_sit_under_their_buttons(live: tuple[Dre
     d.job.wait()
     labels = [w.value for w in displayed(d.explore.interp_result) if isinstance(w, W.HTML)]
     assert len(labels) == 5 and "ch 0 → 3, α 0.00" in labels[0] and "ch 0 → 3, α 1.00" in labels[-1]
+    # In Channel mode the Controls tab hides channel B; Explore shows the one it interpolates to.
+    user_sets(d.page_picker, "Controls")
+    user_sets(shown(d, W.Dropdown, description="objective"), "channel")
+    assert not [w for w in displayed(d) if getattr(w, "description", "") == "channel B"]
+    explore = page(d, "Explore")
+    b = shown(explore, W.IntSlider, description="channel B")
+    assert b.value == 3 and b.max == 5  # the value Mix mode left, in the layer's range, in view
+    user_sets(b, 4)
+    user_clicks(shown(explore, W.Button, description="Interpolate channel A → B"))
+    d.job.wait()
+    labels = [w.value for w in displayed(d.explore.interp_result) if isinstance(w, W.HTML)]
+    assert "ch 0 → 4, α 0.00" in labels[0]
 
 
 def test_exemplars_report_a_ratio(live: tuple[Dreamer, FakeView]) -> None:
@@ -232,7 +271,7 @@ def test_loading_a_crafted_file_changes_nothing(live: tuple[Dreamer, FakeView], 
         d.load(data)
     assert (d.runner.settings, d.runner.target, control_values(d)) == before
     # Through the Export tab, the same file gets the message there, and nothing changes either.
-    d.export._on_load({"new": [{"name": "crafted.png", "content": data}]})
+    user_uploads(shown(page(d, "Export"), W.FileUpload, description="Load settings"), "crafted.png", data)
     assert "Nothing was changed" in d.export.message.value and "crafted.png" in d.export.message.value
     assert d.runner.target == before[1]
 
@@ -248,7 +287,7 @@ def test_save_then_load_into_another_widget(live: tuple[Dreamer, FakeView], tiny
     other = Dreamer(tiny, layer="conv1", size=32)
     try:
         export = page(other, "Export")
-        other.export._on_load({"new": [{"name": "x.png", "content": path.read_bytes()}]})  # the upload's change
+        user_uploads(shown(export, W.FileUpload, description="Load settings"), "x.png", path.read_bytes())
         assert "Loaded the settings of x.png" in other.export.message.value
         controls = page(other, "Controls")
         assert shown(controls, W.Dropdown, description="layer").value == "conv2"
@@ -269,12 +308,12 @@ def test_an_atlas_tile_opens_live_from_its_picture(
     d, view = live
     report = render_atlas(tiny, out=tmp_path / "atlas", layers=["conv1"], steps=3, size=32, threads=1, progress=False)
     tile = next((report.out / "tiles").rglob("2.png"))
-    page(d, "Export")
-    d.export._on_load({"new": [{"name": tile.name, "content": tile.read_bytes()}]})  # the upload's change
+    pause(d)  # so the restart's step 0 stays on screen to be read
+    user_uploads(shown(page(d, "Export"), W.FileUpload, description="Load settings"), tile.name, tile.read_bytes())
     assert "Loaded the settings of 2.png" in d.export.message.value
-    assert wait(lambda: "conv1 channel 2 ·" in d.status.value and d.runner.snapshot().step <= 3), d.status.value
+    assert wait(lambda: "conv1 channel 2 · step 0 ·" in d.status.value), d.status.value
     picture = np.asarray(Image.open(tile).convert("RGB"), np.float32)
-    assert wait(lambda: np.abs(view.picture() - picture).mean() < 25)  # it starts from the tile's picture
+    assert wait(lambda: view.image.mime == "image/png" and np.abs(view.picture() - picture).mean() < 25)
 
 
 def test_directions_from_photos_gallery_opens_a_direction_live(live: tuple[Dreamer, FakeView]) -> None:

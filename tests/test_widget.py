@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from featviz_widgets.runner import Frame, LiveRunner, Snapshot, Target, stop_all
 from featviz_widgets.runner.settle import Settle
 from featviz_widgets.view import LiveImage
 
-from .conftest import browser_says, updates, wait
+from .conftest import FakeClock, browser_says, updates, wait
 
 pytestmark = pytest.mark.usefixtures("comms")
 
@@ -55,12 +54,26 @@ def test_acks_and_visibility_gate_frames() -> None:
 
 
 def test_lost_acks_time_out() -> None:
-    w = LiveImage(max_in_flight=1, ack_timeout=0.05)
+    clock = FakeClock()
+    w = LiveImage(max_in_flight=1, ack_timeout=2.0, clock=clock)
     browser_says(w, {"type": "visibility", "view": "v", "visible": True})
     w.show(frame())
+    clock.advance(1.9)
     assert not w.ready()
-    time.sleep(0.08)
+    clock.advance(0.2)
     assert w.ready() and w.in_flight == 0
+
+
+def test_a_repeated_frame_still_sends_its_seq() -> None:
+    """A frame whose bytes equal the last one's (the settled picture sent again as a job starts)
+    is not resent, but its seq is: the front end draws and acknowledges every seq."""
+    w = LiveImage()
+    w.show(frame())
+    before = len(updates(w))
+    w.show(frame())
+    (msg,) = updates(w)[before:]
+    assert msg["state"] == {"seq": 2} and msg["buffer_paths"] == []
+    assert "change:seq" in LiveImage._esm and "ack" in LiveImage._esm
 
 
 def test_download_sends_png_to_the_browser() -> None:
@@ -85,12 +98,18 @@ class FakeSink:
         self.snapshots: list[Snapshot] = []
         self.is_ready = ready
         self.gone = False
+        self.looks = 0  # the worker asks abandoned() once a round of its loop: rounds counted
+        self.revived = 0
 
     def ready(self) -> bool:
         return self.is_ready
 
     def abandoned(self) -> bool:
+        self.looks += 1
         return self.gone
+
+    def revive(self) -> None:
+        self.revived += 1
 
     def publish(self, frame: Frame | None, snapshot: Snapshot) -> None:
         if frame is not None:
@@ -107,15 +126,24 @@ def runner(tiny: FeatvizModel) -> Any:
     r.close()
 
 
-def test_runner_steps_and_caps_frame_rate(runner: Any) -> None:
-    r, sink = runner
-    assert r.wait_for_steps(30)
-    time.sleep(0.5)
-    r.pause()
-    steps, frames = r.snapshot().step, len(sink.frames)
-    assert frames >= 3
-    assert frames <= steps  # at most one frame per step, and the fps cap keeps it far below
-    assert all(f.width == 32 and f.height == 32 for f in sink.frames)
+def test_runner_caps_frame_rate_by_its_clock(tiny: FeatvizModel) -> None:
+    clock = FakeClock()
+    sink = FakeSink()
+    never = Settle(window=10**6)  # keeps stepping
+    r = LiveRunner(
+        tiny, Target(layer="conv2", unit=1), RenderSettings(size=32), sink, fps=20, clock=clock, settle=never
+    )
+    r.start()
+    try:
+        assert wait(lambda: sink.looks >= 30)  # 30 rounds of the loop, each a step...
+        assert len(sink.frames) == 1  # ...and one frame: the clock has not moved since the first
+        clock.advance(0.06)  # just over 1/fps later: the next step sends one more
+        assert wait(lambda: len(sink.frames) == 2)
+        looks = sink.looks
+        assert wait(lambda: sink.looks >= looks + 30)
+        assert len(sink.frames) == 2 and all(f.width == 32 and f.height == 32 for f in sink.frames)
+    finally:
+        r.close()
 
 
 def test_runner_applies_changes_without_restart(runner: Any) -> None:
@@ -158,8 +186,10 @@ def test_no_op_changes_are_not_changes(runner: Any) -> None:
     assert r.wait_for_steps(3)
     r.set(lr=0.15, transform_strength=1.0)  # the values it has: nothing to record
     r.set_target(Target(layer="conv2", unit=1))
-    time.sleep(0.1)
     assert not r.recording.changed and "render(" in r.code()
+    r.set(lr=0.1)  # a real change, queued after them: once it is applied, they were too
+    assert wait(lambda: r.snapshot().settings.lr == 0.1)
+    assert [(kind, value.lr) for _, kind, value in r.recording.events] == [("settings", 0.1)]
 
 
 def test_exception_in_step_is_reported_and_loop_survives(runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,9 +216,9 @@ def test_pause_sends_one_lossless_png(runner: Any) -> None:
     assert wait(lambda: len(sink.frames) >= 1)
     r.pause()
     assert wait(lambda: sink.frames[-1].mime == "image/png" and r.snapshot().state == "paused")
-    n = len(sink.frames)
-    time.sleep(0.4)
-    assert len(sink.frames) == n  # paused: nothing more
+    n, looks = len(sink.frames), sink.looks
+    assert wait(lambda: sink.looks >= looks + 2)  # two more rounds of the paused loop...
+    assert len(sink.frames) == n  # ...and nothing more sent
     r.resume()
     assert wait(lambda: len(sink.frames) > n)
 
@@ -219,13 +249,13 @@ def test_loop_settles_idles_and_wakes_on_any_change(tiny: FeatvizModel) -> None:
     r = LiveRunner(tiny, Target(layer="conv2", unit=1), RenderSettings(size=32), sink, settle=Settle(window=15))
     r.start()
     try:
-        assert wait(lambda: r.snapshot().state == "settled", 30)
-        step = r.snapshot().step
-        assert sink.frames[-1].mime == "image/png"  # what stays on screen is lossless
-        cpu = time.process_time()
-        time.sleep(0.5)
-        assert r.snapshot().step == step  # no steps...
-        assert time.process_time() - cpu < 0.1  # ...and no CPU
+        # (the snapshot is published just before its frame goes out)
+        assert wait(lambda: r.snapshot().state == "settled" and sink.frames[-1].mime == "image/png")
+        step = r.snapshot().step  # what stays on screen is lossless
+        frames, looks = len(sink.frames), sink.looks
+        assert wait(lambda: sink.looks >= looks + 3)  # the worker woke three times (its 1 s idle wait)...
+        assert r.snapshot().step == step and len(sink.frames) == frames  # ...and neither stepped nor sent
+        assert sink.looks < looks + 10  # it waits between rounds (no busy loop)
         assert not r.snapshot().stepping  # the Run button offers Run
         r.set(lr=0.1)  # any control wakes it
         assert wait(lambda: r.snapshot().step > step and r.snapshot().state == "running")

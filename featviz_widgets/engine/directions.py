@@ -59,6 +59,14 @@ class DirectionsError(FeatvizError, ValueError):
     negative activations for NMF."""
 
 
+class ClippedActivationsWarning(UserWarning):
+    """NMF factorized the positive part of activations that were partly negative (the default,
+    ``negative="auto"``, does so and says so; ``negative="clip"`` does so silently)."""
+
+
+NEGATIVE = ("auto", "clip", "error")
+
+
 class MissingExtraError(FeatvizError, ImportError):
     """An optional dependency (scikit-learn) that is not installed."""
 
@@ -285,13 +293,16 @@ def fit_directions(
     k: int = 8,
     *,
     seed: int = 0,
-    negative: str = "error",
+    negative: str = "auto",
 ) -> torch.Tensor:
     """k unit directions (k x C) from activation samples (M x C).
 
     - ``pca``: principal axes of the centred samples (``sklearn.decomposition.PCA``);
-    - ``nmf``: NMF components (``NMF(init="nndsvda")``); the samples must be non-negative, unless
-      ``negative="clip"``, which factorizes their positive part max(a, 0);
+    - ``nmf``: NMF components (``NMF(init="nndsvda")``) of non-negative samples. Samples with
+      negative values (EfficientNet's linear bottlenecks: about half of them) are factorized by
+      their positive part max(a, 0): with ``negative="auto"`` (the default) a
+      ``ClippedActivationsWarning`` says so and how much was clipped, ``"clip"`` does it
+      silently, ``"error"`` refuses with a DirectionsError;
     - ``ica``: FastICA unmixing rows (the filters that read out each independent component);
     - ``kmeans``: centres of k-means on the samples scaled to unit length (Klindt et al. 2023);
     - ``neuron``: k distinct basis vectors (channels) drawn with ``seed``; ``random``: k Gaussian
@@ -300,8 +311,8 @@ def fit_directions(
     """
     if method not in METHODS:
         raise DirectionsError(f"Unknown method {method!r}; valid: {', '.join(METHODS)}.")
-    if negative not in ("error", "clip"):
-        raise DirectionsError(f"negative must be 'error' or 'clip', got {negative!r}.")
+    if negative not in NEGATIVE:
+        raise DirectionsError(f"negative must be 'auto', 'clip' or 'error', got {negative!r}.")
     x = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
     x = x.astype(np.float64)
     if x.ndim != 2 or x.shape[1] < 1:
@@ -327,12 +338,20 @@ def fit_directions(
             d = _orient(ica.fit(x).components_, x)
     elif method == "nmf":
         low = float(x.min())
+        share = float((x < 0).mean())
         if low < 0 and negative == "error":
-            share = float((x < 0).mean())
             raise DirectionsError(
                 f"NMF needs non-negative activations, but {share:.0%} of this layer's values are negative "
                 f"(min {low:.3g}): pick a layer after a ReLU, use method 'pca', 'ica' or 'kmeans', or pass "
                 "negative='clip' to factorize the positive part."
+            )
+        if low < 0 and negative == "auto":
+            warnings.warn(
+                f"NMF factorized the positive part of the activations: {share:.0%} of the values were negative "
+                f"(min {low:.3g}) and were set to 0. Pass negative='clip' to do this silently, negative='error' "
+                "to refuse such a layer, or use method 'pca', 'ica' or 'kmeans'.",
+                ClippedActivationsWarning,
+                stacklevel=3,
             )
         nmf = sk.decomposition.NMF(n_components=k, init="nndsvda", random_state=seed, max_iter=400)
         d = nmf.fit(np.maximum(x, 0)).components_
@@ -358,11 +377,13 @@ def find_directions(
     batch_size: int = 16,
     max_samples: int = 20_000,
     seed: int = 0,
-    negative: str = "error",
+    negative: str = "auto",
 ) -> torch.Tensor:
     """k unit directions (k x C) of ``layer`` found by ``method`` from the activations of
     ``images`` (a folder, a list of PIL images or paths, or None for ``probe_images()``).
-    Render one with ``Direction(layer, d[i])`` (add ``cossim_power=1`` for Lucid's dot x cos)."""
+    Render one with ``Direction(layer, d[i])`` (add ``cossim_power=1`` for Lucid's dot x cos).
+    NMF on a layer with negative values factorizes their positive part and, with
+    ``negative="auto"``, says so in a ``ClippedActivationsWarning`` (see ``fit_directions``)."""
     model = ensure_model(model)
     channels = layer_info(model, layer).channels
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= channels:
@@ -481,6 +502,7 @@ def neuron_groups(
 __all__ = [
     "METHODS",
     "SKIMAGE_PROBES",
+    "ClippedActivationsWarning",
     "Collection",
     "DirectionsError",
     "MissingExtraError",

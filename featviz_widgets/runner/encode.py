@@ -11,12 +11,22 @@ from PIL import Image
 JPEG_QUALITY = 85
 
 
-def tile(images: np.ndarray, gap: int = 2) -> np.ndarray:
-    """(N, H, W, 3) -> one (rows*H, cols*W, 3) grid, near-square, with a white gap."""
+def columns(n: int, width: int, gap: int = 2, max_width: int | None = None) -> int:
+    """Columns of a near-square grid of ``n`` images ``width`` wide, fewer when the grid would
+    be wider than ``max_width`` pixels (then it is shown 1:1, never shrunk: captions stay legible)."""
+    cols = 1 if n <= 1 else math.ceil(math.sqrt(n))
+    if max_width is not None:
+        cols = min(cols, max(1, (max_width + gap) // (width + gap)))
+    return cols
+
+
+def tile(images: np.ndarray, gap: int = 2, cols: int | None = None) -> np.ndarray:
+    """(N, H, W, 3) -> one (rows*H, cols*W, 3) grid, near-square unless ``cols`` is given, with
+    a white gap."""
     n, h, w, c = images.shape
     if n == 1:
         return images[0]
-    cols = math.ceil(math.sqrt(n))
+    cols = cols or columns(n, w, gap)
     rows = math.ceil(n / cols)
     grid = np.full((rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap, c), 255, np.uint8)
     for i in range(n):
@@ -38,12 +48,12 @@ def encode(image: np.ndarray, fmt: str = "jpeg", quality: int = JPEG_QUALITY) ->
     return buf.getvalue()
 
 
-def tile_index(x: int, y: int, n: int, height: int, width: int, gap: int = 2) -> int | None:
-    """Which image of a ``tile`` grid of ``n`` (height x width) images contains pixel (x, y);
-    None for the gaps and outside."""
+def tile_index(x: int, y: int, n: int, height: int, width: int, gap: int = 2, cols: int | None = None) -> int | None:
+    """Which image of a ``tile`` grid of ``n`` (height x width) images in ``cols`` columns (near
+    square when None) contains pixel (x, y); None for the gaps and outside."""
     if n <= 0 or x < 0 or y < 0:
         return None
-    cols = 1 if n == 1 else math.ceil(math.sqrt(n))
+    cols = cols or columns(n, width, gap)
     col, cx = divmod(x, width + gap)
     row, cy = divmod(y, height + gap)
     if col >= cols or cx >= width or cy >= height:
@@ -63,9 +73,12 @@ def gif(frames: list[np.ndarray], fps: float = 12.0) -> bytes:
     return buf.getvalue()
 
 
-def labelled_grid(images: np.ndarray, labels: list[str], gap: int = 2, strip: int = 16) -> tuple[np.ndarray, int]:
-    """A ``tile`` grid with a caption strip of ``strip`` pixels under each image; returns the
-    grid and the cell height (image + strip) for ``tile_index``."""
+def labelled_grid(
+    images: np.ndarray, labels: list[str], gap: int = 2, strip: int = 16, max_width: int | None = None
+) -> tuple[np.ndarray, int, int]:
+    """A ``tile`` grid with a caption strip of ``strip`` pixels under each image, at most
+    ``max_width`` pixels wide when given; returns the grid, the cell height (image + strip) and
+    the columns, for ``tile_index``."""
     from PIL import ImageDraw
 
     n, h, w, c = images.shape
@@ -75,6 +88,7 @@ def labelled_grid(images: np.ndarray, labels: list[str], gap: int = 2, strip: in
         caption = Image.new("RGB", (w, strip), "white")
         ImageDraw.Draw(caption).text((2, 1), label, fill=(40, 40, 40))  # whole glyphs: 2..13 px
         cells[i, h:] = np.asarray(caption)
+    cols = columns(n, w, gap, max_width)
     if n == 1:  # tile() shows one image as it is: keep the caption
-        return cells[0], h + strip
-    return tile(cells, gap), h + strip
+        return cells[0], h + strip, 1
+    return tile(cells, gap, cols), h + strip, cols

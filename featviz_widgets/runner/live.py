@@ -19,7 +19,9 @@ Flow control (read this before changing anything here):
 * Any exception inside a step is caught: it goes to the snapshot's ``error`` and
   ``last_error`` (the traceback), the image is kept, and the loop keeps serving.
 * When every browser view of the widget is gone for a few seconds, the sink reports
-  ``abandoned()`` and the loop pauses itself: nothing runs that nobody sees.
+  ``abandoned()`` and the loop pauses itself, saying so: nothing runs that nobody sees. It runs
+  again by itself when a view speaks again, and whenever the user asks (``resume()`` tells the
+  sink through ``revive()``); the note goes with the pause.
 * ``stop()`` sets an event and joins; ``close()`` also drops the model and image (and frees CUDA
   memory). ``stop_all()`` stops every runner still alive in this process.
 """
@@ -57,6 +59,7 @@ from .target import Target
 _RUNNERS: weakref.WeakSet[LiveRunner] = weakref.WeakSet()
 
 _NOT_SAVED = "start_image is the image you started from (not saved): define start_image = ... above"
+UNSEEN = "Paused: no view of this widget is left on screen (it runs again when one is back, or on Run)."
 STATES = ("starting", "running", "settled", "paused", "busy", "error", "stopped")
 
 
@@ -103,6 +106,9 @@ class FrameSink(Protocol):
     def abandoned(self) -> bool:
         """True when no one can see the output any more: the loop pauses itself."""
 
+    def revive(self) -> None:
+        """The user asked to run: whatever made ``abandoned()`` true is forgiven for now."""
+
 
 def stop_all() -> int:
     """Stop every live loop in this process; returns how many were running."""
@@ -148,6 +154,7 @@ class LiveRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._paused = False
+        self._unseen = False  # paused by itself because no view was left (not by the user)
         self._holds = 0
         self._queue: list[tuple[str, Any]] = []
         self._thread: threading.Thread | None = None
@@ -270,6 +277,7 @@ class LiveRunner:
 
     def pause(self) -> None:
         self._paused = True
+        self._unseen = False
         self._wake.set()
 
     def show_transparency(self, on: bool) -> None:
@@ -281,8 +289,10 @@ class LiveRunner:
         self._wake.set()
 
     def resume(self) -> None:
-        """Run again: after a pause, and after settling (it then makes more steps)."""
-        self._paused = False
+        """Run again: after a pause, and after settling (it then makes more steps). Always:
+        a loop that paused itself for want of a view runs again too."""
+        self.sink.revive()
+        self._paused = self._unseen = False
         self._queue_change("unsettle", None)
         if not self.is_running:
             self.start()
@@ -455,9 +465,7 @@ class LiveRunner:
         while not self._stop.is_set():
             try:
                 self._apply_queue()
-                if not self._paused and self.sink.abandoned():  # its views are gone (cell re-run or cleared)
-                    self._paused = True
-                    self._warning = "Paused: no view of this widget is left on screen."
+                self._check_views()
                 state = self._state()
                 if state in ("paused", "busy", "settled"):
                     self._idle(state)
@@ -473,6 +481,17 @@ class LiveRunner:
                     break
         self._snapshot = replace(self._snapshot, state="stopped")
         self._send(None)
+
+    def _check_views(self) -> None:
+        """Pause when every view is gone (cell re-run or cleared, tab closed); run again by
+        itself when one is back."""
+        gone = self.sink.abandoned()
+        if self._paused and not self._unseen:
+            return  # the user's pause: theirs to end
+        if gone and not self._paused:
+            self._paused = self._unseen = True
+        elif not gone and self._unseen:
+            self._paused = self._unseen = False
 
     def _idle(self, state: str) -> None:
         """Not stepping: publish the state (and one lossless frame), then sleep until woken."""
@@ -513,7 +532,7 @@ class LiveRunner:
             steps_per_s=len(rate) / max(sum(rate), 1e-9) if rate else 0.0,
             device=str(self.model.device),
             error=self._error,
-            warning=self._warning,
+            warning=UNSEEN if self._unseen and self._paused else self._warning,
             history=tuple(self._history),
             paused=self._paused,
         )

@@ -18,7 +18,8 @@ from ..engine import RenderSettings
 from ..export import SavedSettingsError, read_png_picture, read_png_settings
 from .target import Target
 
-INFORMATIVE = ("model", "objective", "steps", "target", "atlas")  # atlas: the tile's key and chunk
+# atlas: the tile's key and chunk; photo_dream: how the Photo tab's dream.png was made from its photo
+INFORMATIVE = ("model", "objective", "steps", "target", "atlas", "photo_dream")
 
 
 def read_saved(

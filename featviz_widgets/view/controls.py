@@ -84,10 +84,14 @@ def wide_layout() -> W.Layout:
 
 
 def layer_options(layers: list[LayerInfo]) -> list[tuple[str, str]]:
-    """Dropdown entries ``group › name  (C ch, HxW)``, grouped in the order the layers run."""
+    """Dropdown entries ``name  (C ch, HxW)`` in the order the layers run, with ``group › ``
+    before a name only where the name does not already show its group (``blocks.2`` is in
+    ``blocks``; saying so again on every other line read as two kinds of layer)."""
     options = []
     for info in layers:
-        prefix = f"{info.group} › " if info.group and info.group != info.name else ""
+        group = info.group
+        shown = not group or info.name == group or info.name.startswith(group + ".")
+        prefix = "" if shown else f"{group} › "
         grid = "x".join(map(str, info.grid)) if info.grid else ""
         detail = f"{info.channels} ch" + (f", {grid}" if grid else "")
         if info.prefix_tokens:
@@ -217,7 +221,9 @@ def build_controls(
         0, min=0, max=2**31 - 1, description="direction seed", layout=W.Layout(width="230px"), style=STYLE
     )
     new_direction = W.Button(
-        description="New direction", tooltip="Draw a new random direction", layout=W.Layout(width="106px")
+        description="New direction",
+        tooltip="Draw a new random direction",
+        layout=W.Layout(width="auto", flex="0 0 auto"),  # its whole label (106 px cut it)
     )
     rates = sorted({*LEARNING_RATES, lr})
     return Controls(
@@ -235,7 +241,8 @@ def build_controls(
         klass=W.Combobox(
             value=classes[0] if classes else "",
             options=classes,
-            ensure_option=True,
+            ensure_option=False,  # the browser sends what was typed (part of a name, a number) on Enter
+            continuous_update=False,  # ...on Enter or leaving the box, not at every key
             placeholder="type a class name or number",
             description="class",
             tooltip="Type to search the class names",

@@ -13,7 +13,7 @@ from ..runner.encode import labelled_grid, tile_index
 from .controls import STYLE, wide_layout
 from .host import Host
 from .live_image import LiveImage
-from .parts import section
+from .parts import GALLERY_WIDTH, section
 
 METHODS = (("NMF", "nmf"), ("PCA", "pca"), ("ICA", "ica"), ("k-means", "kmeans"), ("random", "random"))
 
@@ -27,11 +27,11 @@ class DirectionsSection:
             "", placeholder="empty: the probe photos", description="photo folder", layout=wide_layout(), style=STYLE
         )
         self.button = W.Button(description="Directions from photos", layout=W.Layout(width="250px"))
-        self.gallery = LiveImage(display_size=0, pixelated=True)
+        self.gallery = LiveImage(display_size=0)
         self.gallery.layout.display = "none"
         self.labels = W.HTML("")
         self.sheet: DirectionSheet | None = None
-        self.cell = (0, 0)
+        self.cell = (0, 0, 1)  # (height with caption, width) of one tile, and the columns
         self.call = ""
         self.button.on_click(lambda _b: self.find())
         self.gallery.on_click(self.open_tile)
@@ -70,9 +70,10 @@ class DirectionsSection:
         def done(sheet: DirectionSheet) -> None:
             self.sheet = sheet
             captions = [label.split(" ", 1)[1].replace("selectivity", "sel") for label in sheet.labels]
-            grid, cell = labelled_grid(np.stack([np.asarray(i) for i in sheet.images]), captions)
-            self.cell = (cell, sheet.images[0].size[0])
-            self.gallery.display_size = min(grid.shape[1], 640)
+            images = np.stack([np.asarray(i) for i in sheet.images])
+            grid, cell, cols = labelled_grid(images, captions, max_width=GALLERY_WIDTH)
+            self.cell = (cell, sheet.images[0].size[0], cols)
+            self.gallery.display_size = grid.shape[1]
             self.gallery.layout.display = ""
             self.gallery.show_image(grid)
             self.labels.value = (
@@ -87,7 +88,8 @@ class DirectionsSection:
         sheet = self.sheet
         if sheet is None:
             return
-        index = tile_index(x, y, len(sheet.images), *self.cell)
+        height, width, cols = self.cell
+        index = tile_index(x, y, len(sheet.images), height, width, cols=cols)
         if index is None:
             return
         vector = tuple(float(v) for v in sheet.directions[index].tolist())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -19,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
-import numpy as np
 from PIL import Image
 
 from ..engine import FeatvizModel, RenderSettings, load_model, main_layers
@@ -27,9 +27,9 @@ from ..engine.layers import layers_by_name
 from ..engine.models import LOGITS
 from ..engine.photos import pil_to_tensor
 from ..errors import FeatvizError, InvalidSettingError, unknown_layer
-from ..export import save_png
+from ..export import png_bytes, save_png
 from ..runner import Frame, Job, LiveRunner, PhotoStart, Snapshot, Target, read_saved
-from ..runner.encode import encode, tile
+from ..runner.encode import tile
 from .controls import (
     DIVERSITY_SCALE,
     EXTRA_PARAM_LABELS,
@@ -114,6 +114,11 @@ class _Sink:
             return True
         return isinstance(d.image_widget, LiveImage) and d.image_widget.abandoned()
 
+    def revive(self) -> None:
+        d = self._dreamer()
+        if d is not None and isinstance(d.image_widget, LiveImage):
+            d.image_widget.revive()
+
 
 class Dreamer(W.HBox):
     """Live feature visualization of ``model`` (the embedded EfficientNet-Lite0 by default).
@@ -122,6 +127,9 @@ class Dreamer(W.HBox):
     ``"anywidget"`` (canvas with flow control) or ``"image"`` (plain ``ipywidgets.Image``, for
     hosts where anywidget's front end cannot load). ``replace_same_cell`` closes an earlier
     Dreamer created by the same notebook cell (re-running a cell never leaves a loop behind).
+    The live image is upscaled smoothly to ``display_size``; ``pixelated=True`` shows crisp
+    pixels instead. ``clock`` is the time source of the frame pacing and of the image's flow
+    control (tests inject one).
     """
 
     def __init__(
@@ -138,6 +146,8 @@ class Dreamer(W.HBox):
         autostart: bool = True,
         replace_same_cell: bool = True,
         display_size: int = 384,
+        pixelated: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         _check_ipykernel()
         if backend not in ("anywidget", "image"):
@@ -161,7 +171,7 @@ class Dreamer(W.HBox):
         c.unit.value = min(channel, c.unit.max)
         c.unit_b.max = c.unit.max
         self.image_widget: LiveImage | W.Image = (
-            LiveImage(display_size=display_size, pixelated=size < display_size // 2)
+            LiveImage(display_size=display_size, pixelated=pixelated, clock=clock)
             if backend == "anywidget"
             else W.Image(format="jpeg", layout=W.Layout(width=f"{display_size}px"))
         )
@@ -175,7 +185,7 @@ class Dreamer(W.HBox):
         self._stepping_shown: bool | None = None
         self._status_lock = threading.Lock()
         self.runner = LiveRunner(
-            self.model, self._target(), RenderSettings(size=size, lr=lr, seed=seed), _Sink(self), fps=fps
+            self.model, self._target(), RenderSettings(size=size, lr=lr, seed=seed), _Sink(self), fps=fps, clock=clock
         )
         self._job_outputs: tuple[W.HTML, W.IntProgress] | None = None
         self.job = Job(self.runner, self._job_progress, self._job_error, self._job_finished)
@@ -200,7 +210,9 @@ class Dreamer(W.HBox):
         super().__init__(
             [
                 W.VBox(
-                    [self.image_widget, c.buttons(), self.plot, self.status, self.download_link],
+                    # The status (and its warning) right under the buttons: at 900 px of height,
+                    # below the plot it fell out of the window.
+                    [self.image_widget, c.buttons(), self.status, self.plot, self.download_link],
                     layout=W.Layout(width=f"{display_size + 16}px", flex="0 0 auto", align_items="flex-start"),
                 ),
                 self.tabs,
@@ -325,8 +337,6 @@ class Dreamer(W.HBox):
         self.runner.set(align=align_weight(float(strength)))
 
     def _on_size(self, size: int) -> None:
-        if isinstance(self.image_widget, LiveImage):
-            self.image_widget.pixelated = int(size) < self.image_widget.display_size // 2
         self.runner.set(size=int(size))
 
     def _on_run(self) -> None:
@@ -525,12 +535,13 @@ class Dreamer(W.HBox):
         return save_png(image, path, self.settings())
 
     def download(self, filename: str | None = None) -> None:
-        """Offer the current picture as a PNG download in the browser."""
+        """Offer the current picture as a PNG download in the browser, its settings inside (the
+        Export tab's Load settings reads them back)."""
         image = self.image()
         if image is None:
             raise FeatvizError("No image yet: the optimization has not made a step.")
         name = filename or f"{file_stem(self.runner.target)}.png"
-        png = encode(np.asarray(image), "png")
+        png = png_bytes(image, self.settings())
         if isinstance(self.image_widget, LiveImage):
             self.image_widget.download(png, name)
         # A link works everywhere too (and is the only way with the Image backend).
@@ -558,19 +569,34 @@ class Dreamer(W.HBox):
         image = self.image()
         if image is None:
             return None
-        return encode(np.asarray(image), "png")
+        return png_bytes(image, self.settings())
 
 
 def _class_index(entry: str, options: tuple[str, ...] = ()) -> int | None:
-    """The class number of a picker entry ``'285 Egyptian cat'``, or of typed text that names
-    a class (``'golden retr'`` -> the first option containing it, case-insensitively); None when
-    nothing matches."""
-    head = entry.split(" ", 1)[0]
+    """The class number of a picker entry ``'285 Egyptian cat'``, of a number ``'309'``, or of
+    typed text that names a class, case-insensitively: the class of that exact name (``'bee'``),
+    else the first whose name starts with it, else the first with a word starting with it,
+    else the first containing it (``'golden retr'``). None when nothing matches (or the number
+    is not a class)."""
+    text = " ".join(entry.split()).lower()
+    if not text:
+        return None
+    head = text.split(" ", 1)[0]
     if head.isdigit():
-        return int(head)
-    text = entry.strip().lower()
-    match = next((o for o in options if text and text in o.lower()), None)
-    return int(match.split(" ", 1)[0]) if match is not None else None
+        number = int(head)
+        return number if number < len(options) else None
+    names = [o.split(" ", 1)[1].lower() if " " in o else "" for o in options]
+    tests = (
+        lambda name: name == text,
+        lambda name: name.startswith(text),
+        lambda name: any(word.startswith(text) for word in name.replace("-", " ").split()),
+        lambda name: text in name,
+    )
+    for test in tests:
+        index = next((i for i, name in enumerate(names) if test(name)), None)
+        if index is not None:
+            return index
+    return None
 
 
 def _close_tree(widget: W.Widget) -> None:

@@ -18,7 +18,7 @@ from .controls import STYLE, wide_layout
 from .directions_section import DirectionsSection
 from .host import Host
 from .live_image import LiveImage
-from .parts import error_html, png_widget, progress_bar, section, tiles_box
+from .parts import GALLERY_WIDTH, error_html, png_widget, progress_bar, section, tiles_box
 
 
 class ExplorePanel:
@@ -32,13 +32,22 @@ class ExplorePanel:
         self.compare_result = tiles_box([])
         self.interp_button = W.Button(description="Interpolate channel A → B", layout=button)
         self.frames = W.IntSlider(5, min=3, max=9, description="frames", layout=wide_layout(), style=STYLE)
+        # Channel B on this tab too (the Controls tab shows its own only in Mix mode): one value.
+        c = host.controls
+        self.channel_b = W.IntSlider(
+            c.unit_b.value, min=0, max=c.unit_b.max, description="channel B", layout=wide_layout(), style=STYLE
+        )
+        self._links = (
+            W.dlink((c.unit_b, "max"), (self.channel_b, "max")),
+            W.link((c.unit_b, "value"), (self.channel_b, "value")),
+        )
         self.interp_result = tiles_box([])
         self.gallery_button = W.Button(description="Gallery of this layer", layout=button)
-        self.gallery = LiveImage(display_size=0, pixelated=True)
+        self.gallery = LiveImage(display_size=0)  # shown 1:1 (GALLERY_WIDTH); smooth if a narrow panel shrinks it
         self.gallery.layout.display = "none"
         self.gallery_sheet: explore.Sheet | None = None
         self.gallery_layer = ""
-        self.gallery_cell = (0, 0)  # (height with caption, width) of one tile in the grid
+        self.gallery_cell = (0, 0, 1)  # (height with caption, width) of one tile in the grid, and its columns
         self.exemplar_button = W.Button(description="Natural exemplars", layout=button)
         self.folder = W.Text(
             "",
@@ -65,8 +74,12 @@ class ExplorePanel:
                 W.HBox([self.compare_button, self.new_directions], layout=W.Layout(flex_flow="row wrap")),
                 self.n_random,
                 self.compare_result,
-                section("Interaction between neurons:", "frames sharing parameters, from channel A to channel B."),
+                section(
+                    "Interaction between neurons:",
+                    "frames sharing parameters, from channel A (the live channel) to channel B.",
+                ),
                 self.interp_button,
+                self.channel_b,
                 self.frames,
                 self.interp_result,
                 section("Layer gallery:", "every channel, rendered in batches. Click a tile to open it live."),
@@ -114,7 +127,7 @@ class ExplorePanel:
 
     def interpolate(self) -> None:
         target, seed = self.host.runner.target, self.host.runner.settings.seed
-        a, b = target.unit, int(self.host.controls.unit_b.value)
+        a, b = target.unit, int(self.channel_b.value)
         frames = int(self.frames.value)
 
         def work() -> explore.Sheet:
@@ -158,9 +171,10 @@ class ExplorePanel:
         def done(sheet: explore.Sheet) -> None:
             self.gallery_sheet, self.gallery_layer = sheet, layer
             channels = [label.rsplit(":", 1)[1] for label in sheet.labels]
-            grid, cell = labelled_grid(np.stack([np.asarray(i) for i in sheet.images]), [f"ch {c}" for c in channels])
-            self.gallery_cell = (cell, sheet.images[0].size[0])
-            self.gallery.display_size = min(grid.shape[1], 640)
+            images = np.stack([np.asarray(i) for i in sheet.images])
+            grid, cell, cols = labelled_grid(images, [f"ch {c}" for c in channels], max_width=GALLERY_WIDTH)
+            self.gallery_cell = (cell, sheet.images[0].size[0], cols)
+            self.gallery.display_size = grid.shape[1]
             self.gallery.layout.display = ""
             self.gallery.show_image(grid)
 
@@ -171,8 +185,8 @@ class ExplorePanel:
         sheet = self.gallery_sheet
         if sheet is None:
             return
-        height, width = self.gallery_cell
-        index = tile_index(x, y, len(sheet.images), height, width)
+        height, width, cols = self.gallery_cell
+        index = tile_index(x, y, len(sheet.images), height, width, cols=cols)
         if index is None:
             return
         channel = int(sheet.labels[index].rsplit(":", 1)[1])

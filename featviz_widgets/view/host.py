@@ -27,6 +27,9 @@ class Host(Protocol):
     def open_live(self, target: Target, image: Image.Image | None = None, source: PhotoStart | None = None) -> None:
         """Show ``target`` in the controls and optimize it live, from ``image`` when given."""
 
+    def settings(self) -> dict[str, Any]:
+        """The settings that reproduce the live picture (what a saved PNG carries)."""
+
     def load(self, source: Any, name: str | None = None) -> None:
         """Apply a saved PNG's settings (all or nothing); ``name``: the uploaded file's name."""
 

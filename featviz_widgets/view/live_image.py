@@ -1,11 +1,16 @@
 """LiveImage: the one custom widget, a canvas that shows frames from a LiveRunner.
 
 Developer notes on flow control: frames are a ``frame`` trait (so a new view, or saved widget
-state, shows the current picture) and travel as binary buffers. The front end acknowledges
-each frame it draws with a custom message; ``ready()`` is true only while fewer than
-``max_in_flight`` frames are unacknowledged and some view reports itself visible. A view that
-never acknowledges (closed tab) is forgotten after ``ack_timeout`` seconds. The worker thread is
-the only writer of ``frame``/``mime``/``seq``; the front end writes nothing (it sends messages).
+state, shows the current picture) and travel as binary buffers. ``seq`` counts the frames sent;
+the front end draws on every new ``seq`` (even when the bytes equal the last frame's, which
+traitlets then does not resend) and acknowledges it with a custom message. ``ready()`` is true
+only while fewer than ``max_in_flight`` frames are unacknowledged and some view reports itself
+visible; acknowledgements lost for ``ack_timeout`` seconds are written off. Each view also says
+it is alive every few seconds. A view that leaves frames unanswered for
+``silent_view_timeout`` seconds (its tab was closed without a goodbye) counts as gone until it
+speaks again. Every time here comes from ``clock`` (``time.monotonic`` unless a test injects
+one). The worker thread is the only writer of ``frame``/``mime``/``seq``; the front end writes
+nothing (it sends messages).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ def _static(name: str) -> str:
 class LiveImage(anywidget.AnyWidget):
     """A canvas showing the latest frame. Traits: ``frame`` (bytes), ``mime``, ``seq``,
     ``width``/``height`` (frame pixels), ``display_size`` (CSS pixels, 0 = natural),
-    ``pixelated`` (nearest-neighbour upscaling)."""
+    ``pixelated`` (nearest-neighbour upscaling; smooth otherwise)."""
 
     _esm = _static("live_image.js")
     _css = _static("live_image.css")
@@ -44,18 +49,27 @@ class LiveImage(anywidget.AnyWidget):
     display_size = traitlets.Int(384).tag(sync=True)
     pixelated = traitlets.Bool(False).tag(sync=True)
 
-    def __init__(self, max_in_flight: int = 2, ack_timeout: float = 2.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        max_in_flight: int = 2,
+        ack_timeout: float = 2.0,
+        *,
+        silent_view_timeout: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.max_in_flight = max_in_flight
         self.ack_timeout = ack_timeout
-        self.silent_view_timeout = 15.0
-        self._unanswered_since: float | None = None  # first frame sent since the browser last spoke
+        self.silent_view_timeout = silent_view_timeout
+        self.clock = clock
         self.acked = 0
-        self._last_ack_time = time.monotonic()
-        self._views: dict[str, bool] = {}  # view id -> visible
         self.views_seen = False
-        self._abandoned_since: float | None = None
-        self._created = time.monotonic()
+        self._unanswered_since: float | None = None  # first frame sent since a view last spoke
+        self._last_ack_time = clock()
+        self._views: dict[str, bool] = {}  # view id -> visible
+        self._gone_since: float | None = None  # when the last view closed
+        self._created = clock()
         self._click_callbacks: list[Callable[[int, int], None]] = []
         self._state_lock = threading.Lock()
         self.on_msg(self._handle_message)
@@ -63,24 +77,26 @@ class LiveImage(anywidget.AnyWidget):
     # --- messages from the browser (kernel main thread) ---------------------------------------
     def _handle_message(self, _widget: object, content: dict[str, Any], _buffers: list[bytes]) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
-        self._unanswered_since = None  # the browser is alive
         if kind == "click":  # outside the lock: callbacks may read this widget's state
+            self._unanswered_since = None
             x, y = int(content.get("x", -1)), int(content.get("y", -1))
             for callback in list(self._click_callbacks):
                 callback(x, y)
             return
         with self._state_lock:
+            self._unanswered_since = None  # a view is alive
+            view = str(content.get("view"))
             if kind == "ack":
-                self.acked = max(self.acked, int(content.get("seq", 0)))
-                self._last_ack_time = time.monotonic()
-            elif kind == "visibility":
-                self._views[str(content.get("view"))] = bool(content.get("visible"))
+                self.acked = min(max(self.acked, int(content.get("seq", 0))), self.seq)
+                self._last_ack_time = self.clock()
+            elif kind in ("visibility", "alive"):
+                self._views[view] = bool(content.get("visible"))
                 self.views_seen = True
-                self._abandoned_since = None
+                self._gone_since = None
             elif kind == "closed":
-                self._views.pop(str(content.get("view")), None)
+                self._views.pop(view, None)
                 if not self._views:
-                    self._abandoned_since = time.monotonic()
+                    self._gone_since = self.clock()
 
     def on_click(self, callback: Callable[[int, int], None]) -> None:
         """Call ``callback(x, y)`` (frame pixels) when a view of this image is clicked."""
@@ -97,27 +113,40 @@ class LiveImage(anywidget.AnyWidget):
 
     @property
     def view_count(self) -> int:
+        """Views that are open and not silent (see ``silent_view_timeout``)."""
         with self._state_lock:
-            return len(self._views)
+            return 0 if self._silent(self.clock()) else len(self._views)
+
+    def _silent(self, now: float) -> bool:
+        since = self._unanswered_since
+        return since is not None and now - since > self.silent_view_timeout
 
     def abandoned(self, grace: float = 5.0, never_shown_grace: float = 120.0) -> bool:
         """True when nobody can see the loop any more: every view that showed this widget has
-        been gone for ``grace`` seconds (its cell was re-run or cleared; a view that leaves
-        frames unacknowledged for ``silent_view_timeout`` seconds counts as gone: its tab was
-        closed), or no view at all has appeared within ``never_shown_grace`` seconds of its
-        creation (a server-side run that no browser ever opened)."""
-        now = time.monotonic()
+        been gone for ``grace`` seconds (its cell was re-run or cleared), the views have left
+        frames unanswered for ``silent_view_timeout`` seconds (the tab was closed without a
+        goodbye), or no view at all has appeared within ``never_shown_grace`` seconds of its
+        creation (a server-side run that no browser ever opened). A view that speaks again
+        (an acknowledgement, its periodic "alive", a scroll) undoes it."""
+        now = self.clock()
         with self._state_lock:
-            silent_since = self._unanswered_since
-            if self._views and silent_since is not None and now - silent_since > self.silent_view_timeout:
-                self._views.clear()  # frames unanswered this long: the tab was closed or crashed
-                self._abandoned_since = silent_since
             if self._views:
-                return False
+                return self._silent(now)
             if not self.views_seen:
                 return now - self._created > never_shown_grace
-            since = self._abandoned_since
+            since = self._gone_since
             return since is not None and now - since > grace
+
+    def revive(self) -> None:
+        """The user asked the loop to run again: forget the silence and give the views a fresh
+        grace period (a view that is really gone is found gone again after it)."""
+        now = self.clock()
+        with self._state_lock:
+            self._unanswered_since = None
+            self._last_ack_time = now
+            self._created = now
+            if self._gone_since is not None:
+                self._gone_since = now
 
     @property
     def in_flight(self) -> int:
@@ -129,22 +158,23 @@ class LiveImage(anywidget.AnyWidget):
             return False
         if self.in_flight < self.max_in_flight:
             return True
-        if time.monotonic() - self._last_ack_time > self.ack_timeout:
+        if self.clock() - self._last_ack_time > self.ack_timeout:
             self.acked = self.seq  # acks lost (view closed mid-frame): start counting afresh
             return True
         return False
 
     # --- frames from the worker thread ---------------------------------------------------------
     def show(self, frame: Frame) -> None:
+        now = self.clock()
         if self._unanswered_since is None:
-            self._unanswered_since = time.monotonic()
+            self._unanswered_since = now
         if self.in_flight == 0:
-            self._last_ack_time = time.monotonic()  # measure the ack timeout from the first unacked frame
+            self._last_ack_time = now  # measure the ack timeout from the first unacked frame
         with self.hold_sync():
             self.mime = frame.mime
             self.width = frame.width
             self.height = frame.height
-            self.frame = frame.data
+            self.frame = frame.data  # equal bytes are not resent; the new seq still is, and is drawn
             self.seq = self.seq + 1
 
     def copy(self, text: str) -> None:

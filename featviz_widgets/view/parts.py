@@ -22,6 +22,9 @@ __all__ = [
     "uploaded_file",
 ]
 
+GALLERY_WIDTH = 540  # galleries get as many columns as fit, shown 1:1 (a shrunk caption is illegible):
+# the panel beside the image is about 560 px wide at 1400 px with the file browser open
+
 
 def png_widget(image: Image.Image, width: int | None = None) -> W.Image:
     layout = W.Layout(width=f"{width}px") if width else W.Layout()

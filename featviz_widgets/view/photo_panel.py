@@ -11,6 +11,7 @@ from PIL import Image
 
 from ..engine import explore
 from ..engine.photos import SAMPLES, PhotoError, load_photo, pil_to_tensor, sample_photo
+from ..export import png_bytes
 from ..runner import PhotoStart
 from ..runner.encode import encode
 from .controls import STYLE, wide_layout
@@ -127,6 +128,7 @@ class PhotoPanel:
         runner = self.host.runner
         objective = runner.target.objective(runner.channels_for(runner.target))
         octaves, strength, stay = int(self.octaves.value), float(self.strength.value), float(self.stay_close.value)
+        settings = self.host.settings()  # the live target and settings the dream used
 
         def work() -> Image.Image:
             return explore.deepdream_photo(
@@ -142,7 +144,13 @@ class PhotoPanel:
 
         def done(image: Image.Image) -> None:
             self.dreamed = image
-            png = encode(np.asarray(image), "png")
+            dreamed = {
+                "octaves": octaves,
+                "strength": strength,
+                "stay_close": stay,
+                "photo": self.source.label if self.source else "",
+            }
+            png = png_bytes(image, {**settings, "photo_dream": dreamed})
             reference = np.asarray(photo.resize(image.size), dtype=np.float32)
             distance = float(np.abs(np.asarray(image, dtype=np.float32) - reference).mean())
             self.result.children = [

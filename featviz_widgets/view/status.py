@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..markup import escape
 from ..runner import Snapshot, Target
+
+# A picture the penalties have wiped out: almost black, or almost one flat colour (0-255 levels).
+DARK_MEAN, FLAT_STD = 40.0, 8.0
 
 
 def describe(target: Target, class_names: list[str] | None) -> str:
@@ -39,11 +44,28 @@ def status_html(snap: Snapshot, class_names: list[str] | None, error: str = "") 
     )
     line = f'<span class="featviz-status">{text}</span>'
     error = error or snap.error
+    warning = snap.warning or penalty_hint(snap)
     if error:
         line += f'<br><span class="featviz-error" style="color:#c62828">⚠ {escape(error)}</span>'
-    elif snap.warning:
-        line += f'<br><span class="featviz-warning" style="color:#ef6c00">{escape(snap.warning)}</span>'
+    elif warning:
+        line += f'<br><span class="featviz-warning" style="color:#ef6c00">{escape(warning)}</span>'
     return line
+
+
+def penalty_hint(snap: Snapshot) -> str:
+    """A hint when the penalties have wiped the picture out (almost black or one flat colour):
+    moderate L1, total variation and blur together, at a high learning rate, can do that."""
+    s, images = snap.settings, snap.images
+    if images is None or snap.step < 50 or not (s.l1 or s.tv or s.blur):
+        return ""
+    picture = images.astype(np.float32)
+    if picture.mean() >= DARK_MEAN and picture.std() >= FLAT_STD:
+        return ""
+    return (
+        "The penalties are wiping the picture out (it is almost "
+        + ("black" if picture.mean() < DARK_MEAN else "one flat colour")
+        + "): lower L1, total variation or blur, or the learning rate."
+    )
 
 
 def sparkline(values: list[float] | tuple[float, ...], width: int = 360, height: int = 56) -> str:

@@ -133,6 +133,7 @@ def test_every_tab_in_jupyterlab(page: Any, lab_url: str, notebook_dir: Path) ->
     assert wait(lambda: "paused" in status.inner_text(), 20), status.inner_text()
     run_button(page, "Run").click()
     assert wait(lambda: "running" in status.inner_text(), 20), status.inner_text()
+    gallery.evaluate("c => c.scrollIntoView({block: 'center'})")  # the whole tile in the window, as a person would
     box = gallery.bounding_box()
     scale = box["width"] / int(gallery.evaluate("c => c.width"))
     page.mouse.click(box["x"] + 32 * scale, box["y"] + (82 + 32) * scale)

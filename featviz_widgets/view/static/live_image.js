@@ -1,7 +1,11 @@
 // LiveImage front end (anywidget ES module; no build step).
-// Draws each frame on a canvas (no <img> swap flicker), acknowledges every drawn frame so the
-// kernel keeps at most two in flight, reports whether this view is on screen, and turns a
-// "download" message from the kernel into a PNG file download.
+// Draws each frame on a canvas (no <img> swap flicker), acknowledges every frame (each new
+// "seq", even when its bytes equal the last frame's and so were not resent) so the kernel keeps
+// at most two in flight, reports whether this view is on screen and, every few seconds, that it
+// is still alive (a closed tab stops saying so), and turns a "download" message from the kernel
+// into a PNG file download.
+
+const ALIVE_EVERY_MS = 5000;
 
 function render({ model, el }) {
   const viewId = Math.random().toString(36).slice(2);
@@ -27,34 +31,43 @@ function render({ model, el }) {
     try {
       do {
         pending = false;
-        const data = model.get("frame");
-        if (!data || data.byteLength === 0) break;
         const seq = model.get("seq");
-        const bitmap = await createImageBitmap(new Blob([data], { type: model.get("mime") }));
-        if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
-          canvas.width = bitmap.width;
-          canvas.height = bitmap.height;
+        const data = model.get("frame");
+        try {
+          if (data && data.byteLength > 0) {
+            const bitmap = await createImageBitmap(new Blob([data], { type: model.get("mime") }));
+            if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
+              canvas.width = bitmap.width;
+              canvas.height = bitmap.height;
+            }
+            ctx.drawImage(bitmap, 0, 0);
+            bitmap.close();
+            canvas.dataset.frames = String(Number(canvas.dataset.frames) + 1);
+            canvas.dataset.seq = String(seq);
+          }
+        } catch (err) {
+          console.warn("featviz: could not draw frame", err);
         }
-        ctx.drawImage(bitmap, 0, 0);
-        bitmap.close();
-        canvas.dataset.frames = String(Number(canvas.dataset.frames) + 1);
-        canvas.dataset.seq = String(seq);
-        model.send({ type: "ack", seq: seq });
+        // Answered whether drawn or not: an unanswered frame would read as a closed tab.
+        if (seq > 0) model.send({ type: "ack", seq: seq });
       } while (pending);
-    } catch (err) {
-      console.warn("featviz: could not draw frame", err);
     } finally {
       busy = false;
     }
   }
 
+  let onScreen = false;
   function visibility(visible) {
+    onScreen = visible;
     model.send({ type: "visibility", view: viewId, visible: visible });
   }
   const observer = new IntersectionObserver((entries) => {
     for (const entry of entries) visibility(entry.isIntersecting);
   });
   observer.observe(el);
+  const alive = setInterval(() => {
+    model.send({ type: "alive", view: viewId, visible: onScreen });
+  }, ALIVE_EVERY_MS);
 
   function onMessage(msg, buffers) {
     if (msg && msg.type === "copy") {
@@ -86,7 +99,7 @@ function render({ model, el }) {
   }
   canvas.addEventListener("click", onClick);
 
-  model.on("change:frame", draw);
+  model.on("change:seq", draw);  // every frame bumps seq; its bytes may equal the last one's
   model.on("change:display_size", fit);
   model.on("change:pixelated", fit);
   model.on("msg:custom", onMessage);
@@ -94,10 +107,11 @@ function render({ model, el }) {
   draw();
   return () => {
     observer.disconnect();
+    clearInterval(alive);
     canvas.removeEventListener("click", onClick);
     visibility(false);
     model.send({ type: "closed", view: viewId });
-    model.off("change:frame", draw);
+    model.off("change:seq", draw);
     model.off("change:display_size", fit);
     model.off("change:pixelated", fit);
     model.off("msg:custom", onMessage);
