@@ -33,6 +33,7 @@ from .engine import (
     neuron_groups,
     parse_objective,
     render,
+    tune,
 )
 from .errors import (
     ChannelRangeError,
@@ -83,6 +84,7 @@ __all__ = [
     "neuron_groups",
     "parse_objective",
     "render",
+    "tune",
 ]
 
 

@@ -126,6 +126,9 @@ def _objective(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .engine import list_layers, load_model, main_layers, render
+    from .engine.runtime import tune
+
+    tune()  # a process of its own that only renders: keep freed memory for the next step
     from .export import save_png
 
     try:

@@ -24,6 +24,7 @@ from .objectives import (
 )
 from .param import ImageParam
 from .renderer import Renderer, RenderResult, StepInfo, render
+from .runtime import tune
 from .settings import RenderSettings
 from .transforms import TransformConfig, random_affine
 
@@ -64,4 +65,5 @@ __all__ = [
     "parse_objective",
     "random_affine",
     "render",
+    "tune",
 ]

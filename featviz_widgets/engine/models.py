@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from ..errors import ModelInputError, WeightsError
-from .allocator import keep_freed_memory
 from .efficientnet_lite import VARIANTS, EfficientNetLite, fold_batchnorm, translate_lukemelas_keys
 
 EMBEDDED_MODEL = "efficientnet_lite0"
@@ -362,8 +361,6 @@ def load_model(
     from .device import pick_device
 
     target = pick_device(device)
-    if target.type == "cpu":
-        keep_freed_memory()  # before any render thread starts (see allocator.py)
     if model is None:
         model = EMBEDDED_MODEL
     if isinstance(model, nn.Module):

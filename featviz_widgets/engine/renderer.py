@@ -23,15 +23,15 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import InvalidSettingError
-from .allocator import keep_freed_memory
 from .input_size import fed_size
 from .layers import capture, layers_by_name
 from .models import FeatvizModel, ensure_model
 from .objectives import L1, BlurPenalty, Context, Objective, TotalVariation, as_objective
-from .optim import ImageOptimizer, adam
+from .optim import adam
 from .param import ImageParam
 from .photos import pil_to_tensor
 from .redirect import redirected
+from .runtime import tune
 from .settings import RenderSettings, check_int
 from .transforms import random_affine
 
@@ -92,8 +92,6 @@ class Renderer:
     ) -> None:
         self.model = ensure_model(model)
         self.device = self.model.device
-        if self.device.type == "cpu":
-            keep_freed_memory()  # no page faults a step on CPU (see allocator.py)
         self.settings = (settings or RenderSettings()).replace(**changes)
         self.callback = callback
         self.step_count = 0
@@ -337,7 +335,7 @@ def _parameters_finite(param: ImageParam) -> bool:
     return all(math.isfinite(float(p.detach().sum())) for p in param.parameters())
 
 
-def _adam(param: ImageParam, lr: float) -> ImageOptimizer:
+def _adam(param: ImageParam, lr: float) -> torch.optim.Adam:
     # beta1 = 0.5 (not 0.9): less momentum lets the image follow the random transforms, which
     # change every step. Over 30 classes and three seeds (benchmarks/quality.py's judge),
     # 23.7/30 class renders were recognized by another network after 32 steps, 21.3/30 with 0.9.
@@ -369,6 +367,7 @@ def render(
     init_image: torch.Tensor | Image.Image | None = None,
     callback: Callable[[Renderer, StepInfo], None] | None = None,
     threads: int | None = None,
+    tuned: bool = False,
     **settings: Any,
 ) -> RenderResult:
     """Optimize an image for ``objective`` and return it with the settings that made it.
@@ -379,10 +378,14 @@ def render(
     the image as it is, with ``interrupted=True``. ``threads`` sets the CPU threads for this
     render only: a convolution's rounding depends on how many threads share it, and Adam
     magnifies such last-bit differences within a few steps, so reproducing an image exactly
-    takes the thread count that made it (the live widget's ``code()`` passes it).
+    takes the thread count that made it (the live widget's ``code()`` passes it). ``tuned=True``
+    first tunes this process's malloc for fast CPU steps (``runtime.tune()``: process-wide and
+    permanent, so off unless asked; the pixels are the same either way).
     """
     steps = check_int("steps", steps, 1, 10_000_000)
     threads = check_int("threads", threads, 1, 4096) if threads is not None else None
+    if tuned:
+        tune()
     renderer = Renderer(model, objective, size=size, seed=seed, init_image=init_image, callback=callback, **settings)
     interrupted = False
     bar = _progress(steps, progress)

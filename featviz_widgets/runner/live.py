@@ -42,8 +42,8 @@ import torch
 
 from ..engine import FeatvizModel, Renderer, RenderSettings
 from ..engine.layers import layer_info, layers_by_name
-from ..engine.openmp import release_idle_openmp_threads
 from ..engine.renderer import to_uint8
+from ..engine.runtime import release_idle_openmp_threads
 from ..engine.timelapse import Timelapse
 from ..errors import FeatvizError, InvalidSettingError
 from .encode import encode, tile
@@ -313,7 +313,7 @@ class LiveRunner:
         if self.is_running:
             return
         self._stop.clear()
-        release_idle_openmp_threads()  # the worker's OpenMP team then runs at full speed (engine/openmp.py)
+        release_idle_openmp_threads()  # the worker's OpenMP team then runs at full speed (engine/runtime.py)
         self._thread = threading.Thread(target=self._run, name=f"featviz-live-{id(self):x}", daemon=True)
         self._thread.start()
 
