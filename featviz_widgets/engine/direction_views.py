@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from .directions import ImagesArg, NeuronGroups, collect, fit_directions, load_directions
-from .explore import PerImage, Progress, Sheet, _optimize
+from .explore import PerImage, Progress, Sheet, run_steps
 from .layers import layer_info
 from .models import FeatvizModel, ensure_model
 from .objectives import Direction
@@ -66,7 +66,7 @@ def directions_gallery(
         chunk = d[start : start + batch]
         objective = PerImage([Direction(layer, v, cossim_power=cossim_power) for v in chunk])
         r = Renderer(model, objective, batch=len(chunk), size=size, seed=seed, **settings)
-        done = _optimize(r, steps, progress, cancel, done=done, total=steps * len(d), weight=len(chunk))
+        done = run_steps(r, steps, progress, cancel, done=done, total=steps * len(d), weight=len(chunk))
         images += r.pil_images()
         values += r.measure().tolist()
     return DirectionSheet(

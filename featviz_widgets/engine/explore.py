@@ -23,8 +23,8 @@ from .objectives import (
     Channel,
     Context,
     Direction,
+    ImagePenalty,
     Objective,
-    _ImagePenalty,
     as_objective,
 )
 from .photos import iter_photos, pil_to_tensor
@@ -60,7 +60,7 @@ class PerImage(Objective):
         return f"PerImage([{', '.join(map(repr, self.objectives))}])"
 
 
-class StayClose(_ImagePenalty):
+class StayClose(ImagePenalty):
     """Mean squared distance to a reference photo: subtracted, it keeps a feature-accentuated
     image close to the photo it started from."""
 
@@ -112,11 +112,11 @@ def _run_batch(
 ) -> Renderer:
     steps = check_int("steps", steps, 1, 100_000)
     r = Renderer(model, objective, batch=batch, **settings)
-    _optimize(r, steps, progress, cancel)
+    run_steps(r, steps, progress, cancel)
     return r
 
 
-def _optimize(
+def run_steps(
     r: Renderer,
     steps: int,
     progress: Progress | None,
@@ -238,7 +238,7 @@ def layer_gallery(
         chunk = chans[start : start + batch]
         objective = BatchChannels(layer, tuple(chunk))
         r = Renderer(model, objective, batch=len(chunk), size=size, seed=seed, **settings)
-        done = _optimize(r, steps, progress, cancel, done=done, total=total, weight=len(chunk))
+        done = run_steps(r, steps, progress, cancel, done=done, total=total, weight=len(chunk))
         images += r.pil_images()
         values += r.measure().tolist()
     sheet = Sheet(
@@ -301,7 +301,7 @@ def deepdream_photo(
         )
         if bounds is not None:
             r.set_bounds(*bounds)  # resized to the octave
-        done = _optimize(r, steps_per_octave, progress, cancel, done=done, total=total)
+        done = run_steps(r, steps_per_octave, progress, cancel, done=done, total=total)
         current = r.image().cpu()
     return to_pil(current)[0]
 

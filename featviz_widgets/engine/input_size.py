@@ -2,7 +2,7 @@
 
 Convnets take any size; vision transformers and MaxViT take only their own (torchvision's ViT
 asserts ``Wrong image height!``, MaxViT's window partition fails off multiples of its window).
-``accepts`` finds out once per side with one forward pass (cached on the model); ``fed_size``
+``accepts`` asks ``model.info``, which finds out once per side with one forward pass; ``fed_size``
 says what the model should see for a wanted size: that size when the model takes it, else its
 natural ``input_size``. The renderer resamples its transformed canvas to that size inside the one
 sampling pass; ``fit_input`` does it for every other forward (``capture``).
@@ -34,22 +34,8 @@ def natural_size(net: nn.Module) -> int | None:
 
 
 def accepts(model: FeatvizModel, side: int) -> bool:
-    """Whether the model runs on a side x side image (one no-grad forward, then cached)."""
-    side = int(side)
-    if side == model.input_size:
-        return True
-    known = model._accepts.get(side)
-    if known is None:
-        try:
-            with torch.no_grad():
-                model(torch.full((1, 3, side, side), 0.5, device=model.device))
-            known = True
-        except torch.OutOfMemoryError:
-            raise
-        except Exception:  # AssertionError (ViT), RuntimeError (MaxViT, too small for the pools)...
-            known = False
-        model._accepts[side] = known
-    return known
+    """Whether the model runs on a side x side image (``model.info`` tries it once)."""
+    return model.info.accepts(model, side)
 
 
 def fed_size(model: FeatvizModel, size: tuple[int, int]) -> tuple[int, int]:

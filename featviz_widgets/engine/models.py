@@ -1,6 +1,6 @@
 """Loading models to visualize: the embedded EfficientNet-Lite0, torchvision models, user modules.
 
-Every loader returns a :class:`FeatvizModel`: the network in eval mode with frozen weights, the
+Every loader returns a :class:`FeatvizModel` (featviz_model.py): the network in eval mode with frozen weights, the
 input normalization inside it (so it takes RGB in [0, 1]), its natural input size and, where
 known, the ImageNet class names. Layer names are the network's own dotted module paths
 (``blocks.8``, ``layer3.1``), plus ``logits`` for the output. Nothing here downloads anything.
@@ -18,11 +18,11 @@ from torch import nn
 
 from ..errors import ModelInputError, WeightsError
 from .efficientnet_lite import VARIANTS, EfficientNetLite, fold_batchnorm, translate_lukemelas_keys
+from .featviz_model import IMAGENET_MEAN, IMAGENET_STD, FeatvizModel, Normalize, ToGray, imagenet_class_names
+from .model_info import LOGITS as LOGITS  # the output layer's name, read from here by the other layers
+from .weights import load_state, read_state_dict
 
 EMBEDDED_MODEL = "efficientnet_lite0"
-LOGITS = "logits"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # torchvision builders whose pretrained weights need constructor arguments other than the
 # defaults (their builders set these when given weights); the aux heads are dropped after loading.
@@ -31,150 +31,6 @@ _TORCHVISION_WEIGHT_KWARGS = {
     "inception_v3": {"transform_input": True, "aux_logits": True, "init_weights": False},
 }
 TORCHVISION_EXAMPLES = ("googlenet", "resnet50", "vgg16", "mobilenet_v3_large")
-
-
-class Normalize(nn.Module):
-    """(x - mean) / std per channel, for models trained on normalized input."""
-
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
-class ToGray(nn.Module):
-    """Feeds a 1-channel model from the RGB image the engine optimizes (ITU-R 601 luma)."""
-
-    weights: torch.Tensor
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("weights", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x * self.weights).sum(1, keepdim=True)
-
-
-class FeatvizModel(nn.Module):
-    """A frozen network that takes RGB in [0, 1], with what the engine needs to know about it.
-
-    ``net`` is the wrapped network: layer names are paths inside it. ``preprocess`` runs before
-    it (normalization, grayscale adapter). ``main_layers`` lists the layers a dropdown should
-    offer first (None: the stages and blocks layer_choice.py picks). ``layouts`` gives the
-    activation layout of layers the probe cannot tell (``{"blocks.3": "hwc"}``; see layouts.py),
-    ``prefix_tokens`` the class/register tokens before a transformer's patch tokens when the
-    model does not say (timm's ``num_prefix_tokens``, torchvision's ``class_token``).
-    """
-
-    def __init__(
-        self,
-        net: nn.Module,
-        *,
-        name: str,
-        input_size: int = 224,
-        preprocess: nn.Module | None = None,
-        class_names: Sequence[str] | None = None,
-        main_layers: Sequence[str] | None = None,
-        channels_last: bool = False,
-        layouts: Mapping[str, str] | None = None,
-        prefix_tokens: int | None = None,
-    ) -> None:
-        super().__init__()
-        from .layouts import check_override
-
-        self.layouts = {str(k): check_override(str(k), v) for k, v in (layouts or {}).items()}
-        if prefix_tokens is not None and (
-            isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, int) or prefix_tokens < 0
-        ):
-            raise ModelInputError(f"prefix_tokens must be an integer >= 0, got {prefix_tokens!r}.")
-        self.prefix_tokens = prefix_tokens
-        self._accepts: dict[int, bool] = {}  # input sides the model runs on (input_size.accepts)
-        self.preprocess = preprocess if preprocess is not None else nn.Identity()
-        self.net = net
-        self.name = name
-        self.input_size = int(input_size)
-        self.class_names = list(class_names) if class_names is not None else None
-        self.main_layers = list(main_layers) if main_layers is not None else None
-        self._layer_cache: dict[int, list] = {}
-        self._layer_index: dict | None = None  # layers at input_size by name (layers.layers_by_name)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        if channels_last:
-            self.net.to(memory_format=torch.channels_last)
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> FeatvizModel:
-        # Feature visualization needs frozen BatchNorm/Dropout: the model stays in eval mode.
-        return super().train(False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.preprocess(x).contiguous(memory_format=self.memory_format))
-
-    @property
-    def device(self) -> torch.device:
-        for t in self.net.state_dict().values():
-            return t.device
-        return torch.device("cpu")
-
-    def module_for(self, layer: str) -> nn.Module:
-        """The module whose output is ``layer`` (``logits`` is the whole net unless it has
-        a module of that name). Raises KeyError when there is none."""
-        if layer == LOGITS and not _has_submodule(self.net, LOGITS):
-            return self.net
-        if not layer or not _has_submodule(self.net, layer):
-            raise KeyError(layer)
-        return self.net.get_submodule(layer)
-
-    def extra_repr(self) -> str:
-        return f"name={self.name!r}, input_size={self.input_size}"
-
-
-def _has_submodule(net: nn.Module, name: str) -> bool:
-    try:
-        net.get_submodule(name)
-    except AttributeError:
-        return False
-    return True
-
-
-def imagenet_class_names() -> list[str]:
-    """The 1000 ImageNet class names, from torchvision's bundled metadata (no download)."""
-    from torchvision.models import ResNet50_Weights
-
-    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
-
-
-def _safe_load(path: Path) -> dict[str, torch.Tensor]:
-    """torch.load limited to tensors (weights_only=True), with errors that name the file."""
-    if not path.is_file():
-        raise WeightsError(f"Weights file {str(path)!r} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt zip, pickle with code in it, truncated file...
-        raise WeightsError(
-            f"Weights file {str(path)!r} could not be read as a PyTorch state dict "
-            f"({type(exc).__name__}: {exc}). Delete it and reinstall or re-download it."
-        ) from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"Weights file {str(path)!r} does not hold a state dict of tensors.")
-    return state
-
-
-def _load_state(net: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0:3]
-        raise WeightsError(f"Weights file {str(path)!r} does not match the architecture: {' '.join(first)}") from exc
 
 
 def efficientnet_lite_weights_path(variant: str = EMBEDDED_MODEL) -> Path:
@@ -203,7 +59,7 @@ def load_efficientnet_lite(variant: str = EMBEDDED_MODEL, weights: str | Path | 
         raise ModelInputError(f"Unknown EfficientNet-Lite variant {variant!r}; valid: {sorted(VARIANTS)}.")
     path = Path(weights) if weights is not None else efficientnet_lite_weights_path(variant)
     net = EfficientNetLite(VARIANTS[variant])
-    _load_state(net, translate_lukemelas_keys(_safe_load(path)), path)
+    load_state(net, translate_lukemelas_keys(read_state_dict(path)), path)
     net.eval()
     fold_batchnorm(net)  # same function, one op less per layer (see fold_batchnorm)
     return FeatvizModel(
@@ -249,7 +105,7 @@ def load_torchvision(name: str, weights: str | Path | None = None) -> FeatvizMod
     meta = get_model_weights(name).DEFAULT.meta
     kwargs = dict(_TORCHVISION_WEIGHT_KWARGS.get(name, {}))
     net = get_model(name, weights=None, num_classes=len(meta["categories"]), **kwargs)
-    _load_state(net, _safe_load(path), path)
+    load_state(net, read_state_dict(path), path)
     if kwargs.get("aux_logits"):  # the builders drop the auxiliary heads after loading, as we do
         net.aux_logits = False
         for aux in ("aux1", "aux2", "AuxLogits"):

@@ -448,7 +448,7 @@ class Diversity(_Unit):
         return f"Diversity({self.layer!r})"
 
 
-class _ImagePenalty(Objective):
+class ImagePenalty(Objective):
     """A penalty on the untransformed image (needs no layer)."""
 
     def __eq__(self, other: object) -> bool:
@@ -458,7 +458,7 @@ class _ImagePenalty(Objective):
         return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
 
 
-class L1(_ImagePenalty):
+class L1(ImagePenalty):
     """Mean |image - constant|: pulls pixels toward grey."""
 
     def __init__(self, constant: float = 0.5) -> None:
@@ -471,7 +471,7 @@ class L1(_ImagePenalty):
         return "L1()" if self.constant == 0.5 else f"L1({self.constant:g})"
 
 
-class TotalVariation(_ImagePenalty):
+class TotalVariation(ImagePenalty):
     """Mean absolute difference between neighbouring pixels: penalizes high-frequency noise."""
 
     def __call__(self, ctx: Context) -> torch.Tensor:
@@ -484,7 +484,7 @@ class TotalVariation(_ImagePenalty):
         return "TotalVariation()"
 
 
-class BlurPenalty(_ImagePenalty):
+class BlurPenalty(ImagePenalty):
     """Half the mean squared distance to a blurred copy of the image (held constant): the
     gradient nudges the image toward its blur, Lucid's ``blur_input_each_step``."""
 

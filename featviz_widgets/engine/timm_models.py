@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ..errors import ModelInputError, WeightsError
-from .models import IMAGENET_MEAN, IMAGENET_STD, FeatvizModel, Normalize, _load_state, _safe_load, imagenet_class_names
+from .featviz_model import IMAGENET_MEAN, IMAGENET_STD, FeatvizModel, Normalize, imagenet_class_names
+from .weights import load_state, read_state_dict
 
 _HF_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
 
@@ -69,7 +70,7 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except Exception as exc:
             raise WeightsError(f"Weights file {str(path)!r} could not be read as safetensors ({exc}).") from exc
-    return _safe_load(path)
+    return read_state_dict(path)
 
 
 def load_timm(name: str, weights: str | Path | None = None) -> FeatvizModel:
@@ -93,7 +94,7 @@ def load_timm(name: str, weights: str | Path | None = None) -> FeatvizModel:
                 f"{cfg.get('hf_hub_id', '<repo>')}), or pass weights='path/to/model.safetensors'."
             )
         path = found
-    _load_state(net, read_state(path), path)
+    load_state(net, read_state(path), path)
     mean = tuple(cfg.get("mean", IMAGENET_MEAN))
     std = tuple(cfg.get("std", IMAGENET_STD))
     size = cfg.get("input_size", (3, 224, 224))
