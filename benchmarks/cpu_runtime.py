@@ -1,9 +1,9 @@
 """CPU steps with and without the engine's process-wide tuning, side by side: every measurement
 runs in a fresh process, the variants alternate, and the median of the rounds is reported.
 
-- malloc (``featviz_widgets.tune()``, engine/runtime.py): tuned, or glibc's defaults (what
+- malloc (``featviz_widgets.tune()``, engine/core/runtime.py): tuned, or glibc's defaults (what
   load_model and render leave when nobody asks for the tuning);
-- OpenMP (engine/runtime.py): for a render thread, the main thread releases its idle team before
+- OpenMP (engine/core/runtime.py): for a render thread, the main thread releases its idle team before
   starting it (as the widget's runner does), or not.
 
     .venv/bin/python benchmarks/cpu_runtime.py [--rounds 3] [--size 224] [--batch 32] [--mixed 240]
@@ -24,7 +24,7 @@ import sys
 CHILD = """
 import json, resource, sys, threading, time
 from featviz_widgets.engine import BatchChannels, Renderer, load_model, tune
-from featviz_widgets.engine.runtime import release_idle_openmp_threads
+from featviz_widgets.engine.core.runtime import release_idle_openmp_threads
 batch, threaded, release, size = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3] == "1", int(sys.argv[4])
 malloc = sys.argv[5] == "1"
 if malloc:

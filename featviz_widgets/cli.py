@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .engine.settings import RenderSettings
+from .engine.core.settings import RenderSettings
 from .errors import FeatvizError, InvalidSettingError
 
 
@@ -126,7 +126,7 @@ def _objective(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .engine import list_layers, load_model, main_layers, render
-    from .engine.runtime import tune
+    from .engine.core.runtime import tune
 
     tune()  # a process of its own that only renders: keep freed memory for the next step
     from .export import save_png

@@ -1,7 +1,7 @@
 """Process-wide CPU tuning, checked in fresh processes (it is once-only or changes the process):
 the malloc settings of ``tune()`` (page faults a step; opt-in: loading a model or rendering
 leaves malloc alone) and the OpenMP release (the main thread's idle workers go, and come back
-when needed), both in engine/runtime.py."""
+when needed), both in engine/core/runtime.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from featviz_widgets.engine import runtime
+from featviz_widgets.engine.core import runtime
 
 glibc_only = pytest.mark.skipif(
     not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc only"
@@ -112,7 +112,7 @@ def test_malloc_is_tuned_only_when_asked_and_once() -> None:
 # released and comes back with the next parallel op on the main thread.
 OPENMP_TEAM = """
 import os, time, torch
-from featviz_widgets.engine.runtime import release_idle_openmp_threads
+from featviz_widgets.engine.core.runtime import release_idle_openmp_threads
 torch.set_num_threads(2)
 a = torch.randn(256, 256)
 

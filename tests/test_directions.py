@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from featviz_widgets.engine.directions import (
+from featviz_widgets.engine.explore.directions import (
     DirectionsError,
     MissingExtraError,
     _Reservoir,
@@ -23,8 +23,8 @@ from featviz_widgets.engine.directions import (
     neuron_groups,
     probe_images,
 )
+from featviz_widgets.engine.image.photos import PhotoError
 from featviz_widgets.engine.models import FeatvizModel, wrap_module
-from featviz_widgets.engine.photos import PhotoError
 from featviz_widgets.errors import FeatvizError
 
 U1 = torch.tensor([1, 1, 1, 0, 0, 0, 0, 0.0]) / 3**0.5

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from featviz_widgets.engine import optim
+from featviz_widgets.engine.core import optim
 
 
 def _run(make, lrs: list[float]) -> list[torch.Tensor]:

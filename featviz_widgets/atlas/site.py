@@ -24,7 +24,7 @@ from PIL import Image
 
 from ..engine import Channel, ClassLogit, FeatvizModel, Objective
 from ..engine.explore import top_exemplars
-from ..engine.photos import iter_photos
+from ..engine.image.photos import iter_photos
 from .plan import AtlasSettings, Chunk, slug
 from .store import AtlasStore, atomic_write, write_text
 

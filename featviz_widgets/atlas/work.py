@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..engine import FeatvizModel, Renderer
-from ..engine.renderer import to_uint8
+from ..engine.core.renderer import to_uint8
 from .plan import AtlasSettings, Chunk
 
 

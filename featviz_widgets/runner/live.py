@@ -41,10 +41,10 @@ import numpy as np
 import torch
 
 from ..engine import FeatvizModel, Renderer, RenderSettings
+from ..engine.core.renderer import to_uint8
+from ..engine.core.runtime import release_idle_openmp_threads
+from ..engine.core.timelapse import Timelapse
 from ..engine.layers import layer_info, layers_by_name
-from ..engine.renderer import to_uint8
-from ..engine.runtime import release_idle_openmp_threads
-from ..engine.timelapse import Timelapse
 from ..errors import FeatvizError, InvalidSettingError
 from .encode import encode, tile
 from .recording import PhotoStart, Recording
@@ -313,7 +313,7 @@ class LiveRunner:
         if self.is_running:
             return
         self._stop.clear()
-        release_idle_openmp_threads()  # the worker's OpenMP team then runs at full speed (engine/runtime.py)
+        release_idle_openmp_threads()  # the worker's OpenMP team then runs at full speed (engine/core/runtime.py)
         self._thread = threading.Thread(target=self._run, name=f"featviz-live-{id(self):x}", daemon=True)
         self._thread.start()
 

@@ -22,18 +22,18 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..errors import InvalidSettingError
-from .input_size import fed_size
-from .layers import capture, layers_by_name
-from .models import FeatvizModel, ensure_model
-from .objectives import L1, BlurPenalty, Context, Objective, TotalVariation, as_objective
+from ...errors import InvalidSettingError
+from ..image.param import ImageParam
+from ..image.photos import pil_to_tensor
+from ..image.transforms import random_affine
+from ..layers.access import capture, layers_by_name
+from ..layers.input_size import fed_size
+from ..models.loaders import FeatvizModel, ensure_model
+from ..objectives.terms import L1, BlurPenalty, Context, Objective, TotalVariation, as_objective
 from .optim import adam
-from .param import ImageParam
-from .photos import pil_to_tensor
 from .redirect import redirected
 from .runtime import tune
 from .settings import RenderSettings, check_int
-from .transforms import random_affine
 
 _PENALTIES = {"l1": L1(), "tv": TotalVariation(), "blur": BlurPenalty()}
 

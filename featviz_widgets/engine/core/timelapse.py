@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import FeatvizError, InvalidSettingError
+from ...errors import FeatvizError, InvalidSettingError
 from .settings import check_int
 
 MAX_BYTES = 1_000_000  # the GIF's default size bound

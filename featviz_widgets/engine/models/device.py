@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import InvalidSettingError
+from ...errors import InvalidSettingError
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:

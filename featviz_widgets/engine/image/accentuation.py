@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidSettingError
+from ...errors import InvalidSettingError
 
 STAY_CLOSE_RANGE = (0.0, 1.0)
 RADIUS_AT_ZERO = 48 / 255  # the radius just above 0 (at 0 itself: no bound)

@@ -13,13 +13,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from ..core.renderer import Renderer
+from ..core.settings import check_int
+from ..layers.access import layer_info
+from ..models.loaders import FeatvizModel, ensure_model
+from ..objectives.terms import Direction
 from .directions import ImagesArg, NeuronGroups, collect, fit_directions, load_directions
-from .explore import PerImage, Progress, Sheet, run_steps
-from .layers import layer_info
-from .models import FeatvizModel, ensure_model
-from .objectives import Direction
-from .renderer import Renderer
-from .settings import check_int
+from .studies import PerImage, Progress, Sheet, run_steps
 
 
 @dataclass

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:
-    from .models import FeatvizModel
+    from ..models.loaders import FeatvizModel
 
 
 def natural_size(net: nn.Module) -> int | None:

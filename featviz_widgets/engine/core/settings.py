@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidSettingError
-from .param import check_size
-from .transforms import TransformConfig
+from ...errors import InvalidSettingError
+from ..image.param import check_size
+from ..image.transforms import TransformConfig
 
 MAX_WEIGHT = 1e6  # beyond this any objective is drowned: the image goes flat grey
 MAX_LR = 10.0

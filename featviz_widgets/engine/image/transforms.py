@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import InvalidSettingError
+from ...errors import InvalidSettingError
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from ..errors import ChannelRangeError, InvalidSettingError, ObjectiveSyntaxError, unknown_layer
-from .layers import LayerInfo
-from .layouts import TOKENS, to_nchw
-from .models import LOGITS
+from ...errors import ChannelRangeError, InvalidSettingError, ObjectiveSyntaxError, unknown_layer
+from ..layers.access import LayerInfo
+from ..layers.layouts import TOKENS, to_nchw
+from ..models.loaders import LOGITS
 
 
 @dataclass

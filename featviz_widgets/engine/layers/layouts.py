@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from ..errors import InvalidSettingError
+from ...errors import InvalidSettingError
 
 CHW, HWC, TOKENS, VECTOR, OTHER = "chw", "hwc", "tokens", "vector", "other"
 LAYOUTS = (CHW, HWC, TOKENS, VECTOR, OTHER)

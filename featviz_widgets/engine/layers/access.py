@@ -14,10 +14,10 @@ from collections.abc import Iterable
 
 import torch
 
-from ..errors import ModelInputError, unknown_layer
+from ...errors import ModelInputError, unknown_layer
+from ..models.loaders import FeatvizModel
 from .input_size import fit_input
 from .model_info import LayerInfo
-from .models import FeatvizModel
 
 
 class _TargetReached(Exception):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from .models import FeatvizModel
+    from ..models.loaders import FeatvizModel
 
 TensorKey = tuple[int, tuple[int, ...], int]
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..errors import ModelInputError
-from .model_info import LOGITS, ModelInfo
+from ...errors import ModelInputError
+from ..layers.model_info import LOGITS, ModelInfo
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -70,7 +70,7 @@ class FeatvizModel(nn.Module):
         prefix_tokens: int | None = None,
     ) -> None:
         super().__init__()
-        from .layouts import check_override
+        from ..layers.layouts import check_override
 
         self.layouts = {str(k): check_override(str(k), v) for k, v in (layouts or {}).items()}
         if prefix_tokens is not None and (

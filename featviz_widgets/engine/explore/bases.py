@@ -24,14 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import InvalidSettingError
+from ...errors import InvalidSettingError
+from ..core.renderer import Renderer
+from ..core.settings import check_int
+from ..layers.access import layer_info, main_layers
+from ..models.loaders import LOGITS, FeatvizModel, ensure_model
+from ..objectives.terms import Direction
 from .directions import ImagesArg, collect, embed, fit_directions, load_directions
-from .explore import PerImage, Progress, Sheet, run_steps
-from .layers import layer_info, main_layers
-from .models import LOGITS, FeatvizModel, ensure_model
-from .objectives import Direction
-from .renderer import Renderer
-from .settings import check_int
+from .studies import PerImage, Progress, Sheet, run_steps
 
 MEASURES = ("selectivity", "coherence", "2afc")
 DEFAULT_METHODS = ("neuron", "random", "pca", "nmf", "kmeans")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import FeatvizError
+from ...errors import FeatvizError
 
 MAX_BYTES = 25 * 1024 * 1024  # 25 MB upload
 MAX_PIXELS = 40_000_000  # refuse to decode more (a 4000x10000 photo); bombs are far larger

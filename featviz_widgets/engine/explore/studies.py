@@ -14,11 +14,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..errors import InvalidSettingError
-from .accentuation import check_stay_close, photo_bounds
-from .layers import LayerInfo, capture, layer_info, layers_by_name
-from .models import FeatvizModel, ensure_model
-from .objectives import (
+from ...errors import InvalidSettingError
+from ..core.renderer import Renderer, to_pil
+from ..core.settings import check_int
+from ..image.accentuation import check_stay_close, photo_bounds
+from ..image.photos import iter_photos, pil_to_tensor
+from ..layers.access import LayerInfo, capture, layer_info, layers_by_name
+from ..models.loaders import FeatvizModel, ensure_model
+from ..objectives.terms import (
     BatchChannels,
     Channel,
     Context,
@@ -27,9 +30,6 @@ from .objectives import (
     Objective,
     as_objective,
 )
-from .photos import iter_photos, pil_to_tensor
-from .renderer import Renderer, to_pil
-from .settings import check_int
 
 Progress = Callable[[int, int], None]
 

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..errors import ModelInputError, unknown_layer
+from ...errors import ModelInputError, unknown_layer
 from . import layouts as L
 from .input_size import natural_size
 from .layer_choice import choose
 from .probe import ProbeRecord, probe
 
 if TYPE_CHECKING:
-    from .models import FeatvizModel
+    from ..models.loaders import FeatvizModel
 
 LOGITS = "logits"  # the name of the network's output, a layer like the others
 

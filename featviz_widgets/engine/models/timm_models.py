@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelInputError, WeightsError
+from ...errors import ModelInputError, WeightsError
 from .featviz_model import IMAGENET_MEAN, IMAGENET_STD, FeatvizModel, Normalize, imagenet_class_names
 from .weights import load_state, read_state_dict
 

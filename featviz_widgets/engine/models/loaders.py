@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ModelInputError, WeightsError
+from ...errors import ModelInputError, WeightsError
+from ..layers.model_info import LOGITS as LOGITS  # the output layer's name, read from here by the other layers
 from .efficientnet_lite import VARIANTS, EfficientNetLite, fold_batchnorm, translate_lukemelas_keys
 from .featviz_model import IMAGENET_MEAN, IMAGENET_STD, FeatvizModel, Normalize, ToGray, imagenet_class_names
-from .model_info import LOGITS as LOGITS  # the output layer's name, read from here by the other layers
 from .weights import load_state, read_state_dict
 
 EMBEDDED_MODEL = "efficientnet_lite0"
@@ -121,7 +121,7 @@ def load_torchvision(name: str, weights: str | Path | None = None) -> FeatvizMod
 
 
 def _torchvision_input_size(name: str, net: nn.Module) -> int:
-    from .input_size import natural_size
+    from ..layers.input_size import natural_size
 
     return natural_size(net) or (299 if name == "inception_v3" else 224)
 
@@ -152,7 +152,7 @@ def wrap_module(
     if isinstance(net, FeatvizModel):
         return net
     if input_size is None:
-        from .input_size import natural_size
+        from ..layers.input_size import natural_size
 
         input_size = natural_size(net) or 224
     channels = in_channels if in_channels is not None else (_first_conv_channels(net) or 3)
@@ -235,7 +235,7 @@ def load_model(
         else:
             fm = load_torchvision(model, weights)
         if layouts is not None:
-            from .layouts import check_override
+            from ..layers.layouts import check_override
 
             fm.layouts = {str(k): check_override(str(k), v) for k, v in dict(layouts).items()}  # type: ignore[call-overload]
     else:

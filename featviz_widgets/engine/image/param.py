@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from ..errors import InvalidSettingError
+from ...errors import InvalidSettingError
 
 # Lucid's colour correlation square root for ImageNet, normalized by its largest column norm.
 _COLOR_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float32)
