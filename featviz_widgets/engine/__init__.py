@@ -10,7 +10,7 @@ from .image.param import ImageParam
 from .image.transforms import TransformConfig, random_affine
 from .layers.access import LayerInfo, capture, layer_info, list_layers, main_layers
 from .models.loaders import FeatvizModel, load_model
-from .objectives.terms import (
+from .objectives import (
     L1,
     BatchChannels,
     BlurPenalty,

@@ -29,7 +29,7 @@ from ..image.transforms import random_affine
 from ..layers.access import capture, layers_by_name
 from ..layers.input_size import fed_size
 from ..models.loaders import FeatvizModel, ensure_model
-from ..objectives.terms import L1, BlurPenalty, Context, Objective, TotalVariation, as_objective
+from ..objectives import L1, BlurPenalty, Context, Objective, TotalVariation, as_objective
 from .optim import adam
 from .redirect import redirected
 from .runtime import tune

@@ -29,7 +29,7 @@ from ..core.renderer import Renderer
 from ..core.settings import check_int
 from ..layers.access import layer_info, main_layers
 from ..models.loaders import LOGITS, FeatvizModel, ensure_model
-from ..objectives.terms import Direction
+from ..objectives import Direction
 from .directions import ImagesArg, collect, embed, fit_directions, load_directions
 from .studies import PerImage, Progress, Sheet, run_steps
 

@@ -17,7 +17,7 @@ from ..core.renderer import Renderer
 from ..core.settings import check_int
 from ..layers.access import layer_info
 from ..models.loaders import FeatvizModel, ensure_model
-from ..objectives.terms import Direction
+from ..objectives import Direction
 from .directions import ImagesArg, NeuronGroups, collect, fit_directions, load_directions
 from .studies import PerImage, Progress, Sheet, run_steps
 

@@ -28,7 +28,7 @@ from ..core.settings import check_int
 from ..image.photos import SAMPLES, iter_photos, load_photo, pil_to_tensor, sample_photo, to_rgb
 from ..layers.access import capture, layer_info
 from ..models.loaders import FeatvizModel, ensure_model
-from ..objectives.terms import as_spatial
+from ..objectives import as_spatial
 
 METHODS = ("neuron", "random", "pca", "nmf", "ica", "kmeans")
 ImagesArg = str | Path | Sequence[Image.Image | str | Path] | None

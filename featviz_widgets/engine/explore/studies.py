@@ -21,7 +21,7 @@ from ..image.accentuation import check_stay_close, photo_bounds
 from ..image.photos import iter_photos, pil_to_tensor
 from ..layers.access import LayerInfo, capture, layer_info, layers_by_name
 from ..models.loaders import FeatvizModel, ensure_model
-from ..objectives.terms import (
+from ..objectives import (
     BatchChannels,
     Channel,
     Context,

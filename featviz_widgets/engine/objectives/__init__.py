@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from .terms import (
-    GRAMMAR,
-    L1,
-    BatchChannels,
-    BlurPenalty,
-    Channel,
-    ClassLogit,
-    ClassToken,
-    Context,
-    DeepDream,
-    Direction,
-    Diversity,
-    ImagePenalty,
-    Neuron,
-    Objective,
-    Sum,
-    TotalVariation,
-    as_objective,
-    as_spatial,
-    parse_objective,
-)
+from .base import Context, Objective, Sum, as_spatial
+from .parse import GRAMMAR, as_objective, parse_objective
+from .penalties import L1, BlurPenalty, ImagePenalty, TotalVariation
+from .units import BatchChannels, Channel, ClassLogit, ClassToken, DeepDream, Direction, Diversity, Neuron
 
 __all__ = [
     "GRAMMAR",
