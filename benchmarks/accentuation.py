@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from featviz_widgets.engine import load_model
-from featviz_widgets.engine.accentuation import stay_close_radius
 from featviz_widgets.engine.explore import deepdream_photo
+from featviz_widgets.engine.image.accentuation import stay_close_radius
+from featviz_widgets.engine.image.photos import pil_to_tensor, sample_photo
 from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.engine.objectives import as_objective
-from featviz_widgets.engine.photos import pil_to_tensor, sample_photo
 
 
 def top1(model: FeatvizModel, image: Image.Image) -> int:

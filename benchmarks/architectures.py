@@ -22,7 +22,7 @@ import torch
 import torchvision.models as tvm
 
 from featviz_widgets.engine import Channel, Renderer, load_model
-from featviz_widgets.engine.input_size import fed_size
+from featviz_widgets.engine.layers.input_size import fed_size
 
 
 class _Stop(Exception):

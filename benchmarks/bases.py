@@ -20,8 +20,8 @@ import warnings
 from pathlib import Path
 
 from featviz_widgets.engine import load_model
-from featviz_widgets.engine.bases import compare_bases
-from featviz_widgets.engine.directions import collect, crop_boxes, probe_images
+from featviz_widgets.engine.explore.bases import compare_bases
+from featviz_widgets.engine.explore.directions import collect, crop_boxes, probe_images
 from featviz_widgets.engine.layers import layer_info
 
 

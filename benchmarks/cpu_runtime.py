@@ -1,9 +1,10 @@
 """CPU steps with and without the engine's process-wide tuning, side by side: every measurement
 runs in a fresh process, the variants alternate, and the median of the rounds is reported.
 
-- malloc (engine/allocator.py): tuned, or glibc's defaults (FEATVIZ_KEEP_FREED_MEMORY=0);
-- OpenMP (engine/openmp.py): for a render thread, the main thread releases its idle team before
-  starting it (as the widget does), or not.
+- malloc (``featviz_widgets.tune()``, engine/core/runtime.py): tuned, or glibc's defaults (what
+  load_model and render leave when nobody asks for the tuning);
+- OpenMP (engine/core/runtime.py): for a render thread, the main thread releases its idle team before
+  starting it (as the widget's runner does), or not.
 
     .venv/bin/python benchmarks/cpu_runtime.py [--rounds 3] [--size 224] [--batch 32] [--mixed 240]
 
@@ -16,16 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 
 CHILD = """
 import json, resource, sys, threading, time
-from featviz_widgets.engine import BatchChannels, Renderer, load_model, allocator
-from featviz_widgets.engine.openmp import release_idle_openmp_threads
+from featviz_widgets.engine import BatchChannels, Renderer, load_model, tune
+from featviz_widgets.engine.core.runtime import release_idle_openmp_threads
 batch, threaded, release, size = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3] == "1", int(sys.argv[4])
+malloc = sys.argv[5] == "1"
+if malloc:
+    tune()
 model = load_model()
 out = {}
 
@@ -53,8 +56,10 @@ print(json.dumps(out))
 
 MIXED = """
 import random, resource, sys
-from featviz_widgets.engine import BatchChannels, Renderer, load_model
+from featviz_widgets.engine import BatchChannels, Renderer, load_model, tune
 jobs = int(sys.argv[1])
+if sys.argv[2] == "1":
+    tune()
 model = load_model()
 rng = random.Random(0)
 rss = []
@@ -81,26 +86,18 @@ def cases(batch: int) -> dict[str, tuple[int, bool, dict[str, tuple[bool, bool]]
     }
 
 
-def child_env(malloc: bool) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("FEATVIZ_KEEP_FREED_MEMORY", None)
-    if not malloc:
-        env["FEATVIZ_KEEP_FREED_MEMORY"] = "0"
-    return env
-
-
 def mixed(jobs: int) -> None:
     print(f"\nresident MB every {max(1, jobs // 8)} of {jobs} mixed render jobs (sizes 64-256, batches 1-16):")
     for variant, malloc in (("tuned", True), ("default", False)):
-        args = [sys.executable, "-c", MIXED, str(jobs)]
-        done = subprocess.run(args, env=child_env(malloc), capture_output=True, text=True, check=True)
+        args = [sys.executable, "-c", MIXED, str(jobs), str(int(malloc))]
+        done = subprocess.run(args, capture_output=True, text=True, check=True)
         *rss, peak = done.stdout.split()
         print(f"{variant:<8} {' '.join(rss)}   peak {float(peak):.0f}")
 
 
 def measure(batch: int, threaded: bool, malloc: bool, release: bool, size: int) -> dict[str, float]:
-    args = [sys.executable, "-c", CHILD, str(batch), str(int(threaded)), str(int(release)), str(size)]
-    done = subprocess.run(args, env=child_env(malloc), capture_output=True, text=True, check=True)
+    args = [sys.executable, "-c", CHILD, str(batch), str(int(threaded)), str(int(release)), str(size), str(int(malloc))]
+    done = subprocess.run(args, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -1,4 +1,4 @@
-"""The memory check's estimate against a real step's peak (engine/memory.py, issue #24).
+"""The memory check's estimate against a real step's peak (engine/core/memory.py, issue #24).
 
 Each case runs in a fresh process: the model is loaded and probed, then two steps are made and
 the growth of the peak resident memory is compared with ``step_bytes``. A ratio above 1 means
@@ -31,8 +31,8 @@ def one(name: str, layer: str, size: int, batch: int, views: int) -> None:
 
     torch.set_num_threads(1)
     from featviz_widgets.engine import Renderer, RenderSettings, load_model
+    from featviz_widgets.engine.core.memory import step_bytes
     from featviz_widgets.engine.layers import layers_by_name
-    from featviz_widgets.engine.memory import step_bytes
 
     if name == "resnet18":  # random weights: the memory does not depend on them; in-place ReLUs
         from torchvision.models import resnet18

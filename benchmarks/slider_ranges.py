@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from featviz_widgets.engine import L1, BlurPenalty, Renderer, TotalVariation, load_model
+from featviz_widgets.engine.core.renderer import to_uint8
 from featviz_widgets.engine.explore import PerImage
 from featviz_widgets.engine.objectives import as_objective
-from featviz_widgets.engine.renderer import to_uint8
 
 PENALTIES = {"l1": L1(), "tv": TotalVariation(), "blur": BlurPenalty()}
 

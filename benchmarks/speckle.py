@@ -31,8 +31,8 @@ import torch
 from PIL import Image
 
 from featviz_widgets.engine import Renderer, load_model, maco_recipe
-from featviz_widgets.engine.photos import iter_photos, pil_to_tensor
-from featviz_widgets.engine.renderer import to_uint8
+from featviz_widgets.engine.core.renderer import to_uint8
+from featviz_widgets.engine.image.photos import iter_photos, pil_to_tensor
 from featviz_widgets.lab import clipped_share, high_frequency_share, hsv_saturation
 
 # The first classes of benchmarks/quality.py's fixed set (chosen there before any run).

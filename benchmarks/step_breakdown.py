@@ -53,7 +53,7 @@ def main() -> None:
 
     steps = {name: r.step for name, r in renderers.items()} | {"floor": floor}
     for r in renderers.values():
-        r.run(15)  # the heap settles (engine/allocator.py)
+        r.run(15)  # the heap settles (engine/core/runtime.py)
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(args.rounds):  # interleaved, so machine noise hits every row alike
         for name, step in steps.items():

@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 
 from featviz_widgets.engine import Renderer, load_model
-from featviz_widgets.engine.renderer import to_uint8
-from featviz_widgets.engine.timelapse import Timelapse
+from featviz_widgets.engine.core.renderer import to_uint8
+from featviz_widgets.engine.core.timelapse import Timelapse
 
 
 def main() -> None:

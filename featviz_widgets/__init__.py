@@ -35,6 +35,7 @@ from .engine import (
     parse_objective,
     render,
     spectrum_from_photos,
+    tune,
 )
 from .errors import (
     ChannelRangeError,
@@ -87,6 +88,7 @@ __all__ = [
     "parse_objective",
     "render",
     "spectrum_from_photos",
+    "tune",
 ]
 
 

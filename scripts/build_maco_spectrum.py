@@ -4,7 +4,7 @@ the package installs (featviz_widgets/data/*.jpg; provenance in docs/parameteriz
 
 from pathlib import Path
 
-from featviz_widgets.engine.maco import SPECTRUM_FILE, write_shipped_spectrum
+from featviz_widgets.engine.image.maco import SPECTRUM_FILE, write_shipped_spectrum
 
 if __name__ == "__main__":
     target = Path(__file__).resolve().parent.parent / "featviz_widgets" / "data" / SPECTRUM_FILE

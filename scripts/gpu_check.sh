@@ -23,7 +23,7 @@ python3 - <<'PY' 2>&1 | tee -a "$out"
 import math, time, torch
 import torch.nn.functional as F
 from featviz_widgets.engine import capture, load_model
-from featviz_widgets.engine.efficientnet_lite import SamePadConv2d
+from featviz_widgets.engine.models.efficientnet_lite import SamePadConv2d
 
 def padded_copy(self, x):
     if self.stride[0] == 1:

@@ -12,17 +12,17 @@ import torch.nn.functional as F
 from PIL import Image
 
 from featviz_widgets.engine import Renderer, load_model
-from featviz_widgets.engine.accentuation import (
+from featviz_widgets.engine.explore import deepdream_photo
+from featviz_widgets.engine.image.accentuation import (
     RADIUS_AT_ONE,
     RADIUS_AT_ZERO,
     check_stay_close,
     photo_bounds,
     stay_close_radius,
 )
-from featviz_widgets.engine.explore import deepdream_photo
+from featviz_widgets.engine.image.param import ImageParam
+from featviz_widgets.engine.image.photos import pil_to_tensor, sample_photo
 from featviz_widgets.engine.models import FeatvizModel
-from featviz_widgets.engine.param import ImageParam
-from featviz_widgets.engine.photos import pil_to_tensor, sample_photo
 from featviz_widgets.errors import InvalidSettingError
 
 VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)

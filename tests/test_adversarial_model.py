@@ -20,7 +20,7 @@ from torch import nn
 
 from featviz_widgets import load_model, render
 from featviz_widgets.engine import Renderer, RenderSettings
-from featviz_widgets.engine.memory import FIXED_BYTES, MemoryLimitError, check_fits, step_bytes
+from featviz_widgets.engine.core.memory import FIXED_BYTES, MemoryLimitError, check_fits, step_bytes
 from featviz_widgets.engine.objectives import MAX_OBJECTIVE_CHARS, parse_objective
 from featviz_widgets.errors import MAX_MESSAGE, FeatvizError, ModelInputError, unknown_layer
 from featviz_widgets.export import SETTINGS_KEY, SavedSettingsError, read_settings
@@ -32,7 +32,7 @@ from .conftest import TinyNet, shown, user_sets, wait
 
 
 def test_huge_renders_are_refused_before_allocating(monkeypatch: pytest.MonkeyPatch) -> None:
-    from featviz_widgets.engine import param
+    from featviz_widgets.engine.image import param
 
     model = load_model(TinyNet(), input_size=32)
 
@@ -74,7 +74,7 @@ def test_huge_renders_are_refused_before_allocating(monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.usefixtures("comms")
 def test_live_changes_and_loads_go_through_the_same_check(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from featviz_widgets.engine import memory
+    from featviz_widgets.engine.core import memory
     from featviz_widgets.export import save_png
     from featviz_widgets.view import Dreamer
 

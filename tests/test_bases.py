@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from featviz_widgets.engine.bases import (
+from featviz_widgets.engine.explore.bases import (
     MEASURES,
     BasesTable,
     Row,
@@ -23,8 +23,8 @@ from featviz_widgets.engine.bases import (
     top_per_source,
     two_afc,
 )
-from featviz_widgets.engine.direction_views import directions_gallery, grid, groups_sheet
-from featviz_widgets.engine.directions import DirectionsError
+from featviz_widgets.engine.explore.direction_views import directions_gallery, grid, groups_sheet
+from featviz_widgets.engine.explore.directions import DirectionsError
 from featviz_widgets.engine.models import FeatvizModel, wrap_module
 from featviz_widgets.engine.objectives import Direction
 from tests.test_directions import U1, Planted, planted_images
@@ -146,9 +146,9 @@ def test_directions_gallery(planted: FeatvizModel) -> None:
 
 
 def test_directions_from_photos_and_views(planted: FeatvizModel) -> None:
-    from featviz_widgets.engine.direction_views import directions_from_photos
-    from featviz_widgets.engine.directions import neuron_groups
     from featviz_widgets.engine.explore import Sheet
+    from featviz_widgets.engine.explore.direction_views import directions_from_photos
+    from featviz_widgets.engine.explore.directions import neuron_groups
 
     sheet = directions_from_photos(planted, "mix", planted_images(6), "nmf", 2, steps=2, size=32)
     assert [label.split(" · ")[0] for label in sheet.labels] == ["nmf #0", "nmf #1"]

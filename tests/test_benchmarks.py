@@ -117,7 +117,7 @@ def test_quality_tv_reaches_the_renderer(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.mark.slow
 def test_memory_estimate_benchmark_runs() -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # this tree's engine/memory.py
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # this tree's engine/core/memory.py
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "memory_estimate.py"), "--small"],
         capture_output=True,

@@ -1,6 +1,7 @@
 """Process-wide CPU tuning, checked in fresh processes (it is once-only or changes the process):
-the malloc settings of engine/allocator.py (page faults a step) and the OpenMP release of
-engine/openmp.py (the main thread's idle workers go, and come back when needed)."""
+the malloc settings of ``tune()`` (page faults a step; opt-in: loading a model or rendering
+leaves malloc alone) and the OpenMP release (the main thread's idle workers go, and come back
+when needed), both in engine/core/runtime.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 
 import pytest
 
-from featviz_widgets.engine import allocator
+from featviz_widgets.engine.core import runtime
 
 HANG = 1800  # seconds: a subprocess that takes longer hangs (a guard, not a speed limit: tests pass on loaded machines)
 glibc_only = pytest.mark.skipif(
@@ -23,9 +24,9 @@ glibc_only = pytest.mark.skipif(
 FAULTS_PER_STEP = """
 import resource, threading, torch
 from torch import nn
-from featviz_widgets.engine import Renderer, load_model
-from featviz_widgets.engine.allocator import keep_freed_memory
+from featviz_widgets.engine import Renderer, load_model, tune
 torch.set_num_threads(1)
+tuned = tune()
 net = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 8, 3, padding=1))
 model = load_model(net, input_size=224, name="wide")
 windows = []
@@ -41,15 +42,15 @@ def render():
 thread = threading.Thread(target=render)
 thread.start()
 thread.join()
-print(keep_freed_memory(), min(windows))
+print(tuned, min(windows))
 """
 
 
 def faults_per_step(opt_out: bool) -> tuple[bool, float]:
     env = dict(os.environ)
-    env.pop(allocator.OPT_OUT, None)
+    env.pop(runtime.OPT_OUT, None)
     if opt_out:
-        env[allocator.OPT_OUT] = "0"
+        env[runtime.OPT_OUT] = "0"
     out = subprocess.run(
         [sys.executable, "-c", FAULTS_PER_STEP], env=env, capture_output=True, text=True, timeout=HANG, check=True
     )
@@ -68,18 +69,51 @@ def test_cpu_steps_stop_page_faulting_once_the_heap_settles() -> None:
     assert default_faults > 20 * max(faults, 50)
 
 
+# What load_model, a Renderer and render leave behind, read from glibc's behaviour: a freed 64 MB
+# tensor goes back to the kernel under glibc's defaults (its mmap threshold tops out at 32 MB)
+# and stays in the process's resident memory once tune() has raised the threshold to 256 MB.
+FREED_MEMORY = """
+import sys, torch
+from torch import nn
+import featviz_widgets
+from featviz_widgets.engine import Renderer, load_model, render
+
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+def kept_after_free():
+    t = torch.ones(16 * 2**20)  # 64 MB, every page written
+    before = rss_mb()
+    del t
+    return before - rss_mb() < 32  # True: the freed pages stayed in the process
+
+model = load_model(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()), input_size=32)
+Renderer(model, "1:0", size=32).run(2)
+render(model, "1:0", size=32, steps=2, progress=False)
+plain = kept_after_free()
+first = featviz_widgets.tune()
+print(plain, first, featviz_widgets.tune() is first, kept_after_free())
+"""
+
+
 @glibc_only
-def test_tuning_is_applied_once_and_reported() -> None:
-    first = allocator.keep_freed_memory()
-    assert first is allocator.keep_freed_memory()
-    assert first == (os.environ.get(allocator.OPT_OUT, "1") != "0")
+def test_malloc_is_tuned_only_when_asked_and_once() -> None:
+    env = dict(os.environ)
+    env.pop(runtime.OPT_OUT, None)
+    out = subprocess.run([sys.executable, "-c", FREED_MEMORY], env=env, capture_output=True, text=True, check=True)
+    plain, tuned, once, kept = out.stdout.split()
+    assert plain == "False", "loading a model or rendering changed glibc's malloc"
+    assert (tuned, once, kept) == ("True", "True", "True")
+    env[runtime.OPT_OUT] = "0"
+    out = subprocess.run([sys.executable, "-c", FREED_MEMORY], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "True", "False"]  # the opt-out leaves malloc alone
 
 
 # Thread counts of this process: the main thread's OpenMP team (1 worker with 2 threads) goes when
 # released and comes back with the next parallel op on the main thread.
 OPENMP_TEAM = """
 import os, time, torch
-from featviz_widgets.engine.openmp import release_idle_openmp_threads
+from featviz_widgets.engine.core.runtime import release_idle_openmp_threads
 torch.set_num_threads(2)
 a = torch.randn(256, 256)
 

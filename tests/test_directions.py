@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from featviz_widgets.engine.directions import (
+from featviz_widgets.engine.explore.directions import (
     ClippedActivationsWarning,
     DirectionsError,
     MissingExtraError,
@@ -25,8 +25,8 @@ from featviz_widgets.engine.directions import (
     neuron_groups,
     probe_images,
 )
+from featviz_widgets.engine.image.photos import PhotoError
 from featviz_widgets.engine.models import FeatvizModel, load_model, wrap_module
-from featviz_widgets.engine.photos import PhotoError
 from featviz_widgets.errors import FeatvizError
 
 U1 = torch.tensor([1, 1, 1, 0, 0, 0, 0, 0.0]) / 3**0.5

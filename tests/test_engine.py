@@ -23,8 +23,8 @@ from featviz_widgets.engine import (
     random_affine,
     render,
 )
+from featviz_widgets.engine.image.param import fourier_scale
 from featviz_widgets.engine.models import FeatvizModel
-from featviz_widgets.engine.param import fourier_scale
 from featviz_widgets.errors import InvalidSettingError, UnknownLayerError
 
 
@@ -240,7 +240,7 @@ def test_crop_only_zooms_in_and_scale_both_ways() -> None:
 
 @pytest.mark.parametrize("anywhere", [True, False])
 def test_zoomed_views_reach_every_part_of_the_canvas_only_with_crop_anywhere(anywhere: bool) -> None:
-    from featviz_widgets.engine.transforms import _affine_map
+    from featviz_widgets.engine.image.transforms import _affine_map
 
     cfg = TransformConfig(pad=12, jitter=0, rotate=0, scale=0, crop=0.5, crop_anywhere=anywhere)
     canvas = (224 + 2 * 12) / 224  # the padded canvas's half-width in normalized units
@@ -351,7 +351,7 @@ def test_refused_batch_change_leaves_settings_alone(tiny: FeatvizModel) -> None:
 
 def test_banded_sampling_equals_one_grid_sample() -> None:
     # The CPU speed-up cuts one image's output rows into bands: same values, same gradients.
-    from featviz_widgets.engine.transforms import _sample
+    from featviz_widgets.engine.image.transforms import _sample
 
     x = torch.rand(1, 3, 20, 30, requires_grad=True)
     theta = torch.tensor([[[0.8, -0.3, 0.1], [0.3, 0.9, -0.2]]])
@@ -399,7 +399,7 @@ def test_inverse_map_gradient_is_close_to_the_exact_one(crop: float) -> None:
 
 
 def test_inverse_map_gradient_resizes_and_is_exact_for_whole_pixel_shifts() -> None:
-    from featviz_widgets.engine.transforms import _affine_grid, _SampleWithInverseGradient
+    from featviz_widgets.engine.image.transforms import _affine_grid, _SampleWithInverseGradient
 
     x = torch.rand(1, 3, 16, 20, requires_grad=True)
     weights = torch.rand(1, 3, 16, 20)
@@ -474,7 +474,7 @@ def test_views_are_validated() -> None:
 
 
 def test_affine_grid_matches_torch() -> None:
-    from featviz_widgets.engine.transforms import _affine_grid
+    from featviz_widgets.engine.image.transforms import _affine_grid
 
     theta = torch.randn(3, 2, 3, generator=torch.Generator().manual_seed(0))
     for oh, ow in ((7, 5), (224, 224), (16, 40)):

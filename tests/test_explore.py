@@ -24,9 +24,9 @@ from featviz_widgets.engine.explore import (
     layer_gallery,
     top_exemplars,
 )
+from featviz_widgets.engine.image.photos import MAX_PIXELS, PhotoError, load_photo, sample_photo
 from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.engine.objectives import Context, Direction
-from featviz_widgets.engine.photos import MAX_PIXELS, PhotoError, load_photo, sample_photo
 from featviz_widgets.errors import InvalidSettingError
 
 
@@ -65,8 +65,8 @@ def test_direction_from_photos_is_difference_of_means(tiny: FeatvizModel) -> Non
     v = direction_from_photos(tiny, "conv2", dark, bright)
     assert v.shape == (6,)
     with torch.no_grad():
+        from featviz_widgets.engine.image.photos import pil_to_tensor
         from featviz_widgets.engine.layers import capture
-        from featviz_widgets.engine.photos import pil_to_tensor
 
         acts = capture(tiny, torch.cat([pil_to_tensor(dark), pil_to_tensor(bright)]), ["conv2"])["conv2"].mean((2, 3))
     assert torch.allclose(v, acts[1] - acts[0])

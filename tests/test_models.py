@@ -156,16 +156,16 @@ def test_options_for_named_models_are_refused() -> None:
 
 
 def test_folding_batchnorm_keeps_the_function() -> None:
-    from featviz_widgets.engine.efficientnet_lite import (
+    from featviz_widgets.engine.models.efficientnet_lite import (
         VARIANTS,
         EfficientNetLite,
         fold_batchnorm,
         translate_lukemelas_keys,
     )
-    from featviz_widgets.engine.models import _safe_load
+    from featviz_widgets.engine.models.weights import read_state_dict
 
     net = EfficientNetLite(VARIANTS["efficientnet_lite0"]).eval()
-    net.load_state_dict(translate_lukemelas_keys(_safe_load(efficientnet_lite_weights_path())))
+    net.load_state_dict(translate_lukemelas_keys(read_state_dict(efficientnet_lite_weights_path())))
     x = torch.rand(2, 3, 96, 96)
     with torch.no_grad():
         before = net(x)
@@ -187,7 +187,7 @@ def test_same_padding_without_a_padded_copy_equals_tf_same(
 
     import torch.nn.functional as F
 
-    from featviz_widgets.engine.efficientnet_lite import SamePadConv2d
+    from featviz_widgets.engine.models.efficientnet_lite import SamePadConv2d
 
     torch.manual_seed(0)
     conv = SamePadConv2d(6, 6, kernel, stride=2, groups=groups)
@@ -213,7 +213,7 @@ def test_same_padding_without_a_padded_copy_equals_tf_same(
 
 
 def test_the_padded_same_kernel_is_kept_until_the_weight_changes() -> None:
-    from featviz_widgets.engine.efficientnet_lite import SamePadConv2d
+    from featviz_widgets.engine.models.efficientnet_lite import SamePadConv2d
 
     torch.manual_seed(0)
     conv = SamePadConv2d(4, 4, 3, stride=2, groups=4).to(memory_format=torch.channels_last)

@@ -24,12 +24,12 @@ from featviz_widgets.engine import (
     render,
     sanity_readout,
 )
-from featviz_widgets.engine.align import reference_activations
+from featviz_widgets.engine.core.align import reference_activations
+from featviz_widgets.engine.image.maco import MacoBasis, real_bins, shipped_spectrum
+from featviz_widgets.engine.image.param import PARAMS
+from featviz_widgets.engine.image.photos import pil_to_tensor, sample_photo
 from featviz_widgets.engine.layers import capture, layers_by_name
-from featviz_widgets.engine.maco import MacoBasis, real_bins, shipped_spectrum
 from featviz_widgets.engine.models import FeatvizModel
-from featviz_widgets.engine.param import PARAMS
-from featviz_widgets.engine.photos import pil_to_tensor, sample_photo
 from featviz_widgets.errors import InvalidSettingError
 from featviz_widgets.export import read_settings
 from featviz_widgets.lab import clipped_share, compare, high_frequency_share, hsv_saturation

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from featviz_widgets.engine.timelapse import Timelapse, TimelapseError
+from featviz_widgets.engine.core.timelapse import Timelapse, TimelapseError
 from featviz_widgets.errors import FeatvizError, InvalidSettingError
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from ..engine import FeatvizModel
+from ..engine.core.settings import check_int
 from ..engine.models import ensure_model
-from ..engine.settings import check_int
 from .exemplars import ExemplarJob, Photos, load_photos, photos_key
 from .local import run_local
 from .plan import AtlasSettings, Chunk, LayerPlan, default_layers, model_fingerprint, plan_layers, settings_key

@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from ..engine import Context, FeatvizModel, capture
+from ..engine.image.photos import iter_photos, pil_to_tensor
 from ..engine.layers import layers_by_name
-from ..engine.photos import iter_photos, pil_to_tensor
 
 Box = tuple[int, int, int, int]
 Photos = list[tuple[str, Image.Image]]

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 
 from ..engine import BatchChannels, ClassLogit, FeatvizModel, Objective, RenderSettings, layer_info, main_layers
+from ..engine.core.settings import check_int
 from ..engine.explore import PerImage
 from ..engine.models import LOGITS
-from ..engine.settings import check_int
 from ..errors import InvalidSettingError
 
 FORMAT = 2  # bump when a change to the rendering makes old tiles stale

@@ -1,11 +1,17 @@
 """The engine: pure torch feature visualization. Imports nothing from the widget layers."""
 
-from .bases import compare_bases
-from .direction_views import directions_from_photos, directions_gallery
-from .directions import find_directions, load_directions, neuron_groups
-from .layers import LayerInfo, capture, layer_info, list_layers, main_layers
-from .maco import maco_recipe, spectrum_from_photos, transparency_overlay
-from .models import FeatvizModel, load_model
+from .core.renderer import Renderer, RenderResult, StepInfo, render
+from .core.runtime import tune
+from .core.settings import RenderSettings
+from .explore.bases import compare_bases
+from .explore.direction_views import directions_from_photos, directions_gallery
+from .explore.directions import find_directions, load_directions, neuron_groups
+from .explore.sanity import SanityReadout, sanity_readout
+from .image.maco import maco_recipe, spectrum_from_photos, transparency_overlay
+from .image.param import ImageParam
+from .image.transforms import TransformConfig, random_affine
+from .layers.access import LayerInfo, capture, layer_info, list_layers, main_layers
+from .models.loaders import FeatvizModel, load_model
 from .objectives import (
     L1,
     BatchChannels,
@@ -23,11 +29,6 @@ from .objectives import (
     TotalVariation,
     parse_objective,
 )
-from .param import ImageParam
-from .renderer import Renderer, RenderResult, StepInfo, render
-from .sanity import SanityReadout, sanity_readout
-from .settings import RenderSettings
-from .transforms import TransformConfig, random_affine
 
 __all__ = [
     "L1",
@@ -71,4 +72,5 @@ __all__ = [
     "sanity_readout",
     "spectrum_from_photos",
     "transparency_overlay",
+    "tune",
 ]

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from ..engine.openmp import release_idle_openmp_threads
+from ..engine.core.runtime import release_idle_openmp_threads
 from ..errors import FeatvizError
 from .live import LiveRunner
 
@@ -67,7 +67,7 @@ class Job:
                 finally:
                     self.on_finish(name)
 
-        release_idle_openmp_threads()  # see engine/openmp.py: the job's OpenMP team runs at full speed
+        release_idle_openmp_threads()  # see engine/core/runtime.py: the job's OpenMP team runs at full speed
         self.thread = threading.Thread(target=body, name=f"featviz-job-{name}", daemon=True)
         self.thread.start()
         return True

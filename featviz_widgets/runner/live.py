@@ -43,13 +43,13 @@ import numpy as np
 import torch
 
 from ..engine import FeatvizModel, Renderer, RenderSettings
+from ..engine.core.memory import check_fits
+from ..engine.core.renderer import to_uint8
+from ..engine.core.runtime import release_idle_openmp_threads
+from ..engine.core.timelapse import Timelapse
+from ..engine.image.maco import transparency_overlay
 from ..engine.layers import layer_info, layers_by_name
-from ..engine.maco import transparency_overlay
-from ..engine.memory import check_fits
 from ..engine.models import load_code, load_code_note
-from ..engine.openmp import release_idle_openmp_threads
-from ..engine.renderer import to_uint8
-from ..engine.timelapse import Timelapse
 from ..errors import FeatvizError, InvalidSettingError
 from .encode import encode, tile
 from .recording import PhotoStart, Recording
@@ -355,7 +355,7 @@ class LiveRunner:
         if self.is_running:
             return
         self._stop.clear()
-        release_idle_openmp_threads()  # the worker's OpenMP team then runs at full speed (engine/openmp.py)
+        release_idle_openmp_threads()  # the worker's OpenMP team then runs at full speed (engine/core/runtime.py)
         self._thread = threading.Thread(target=self._run, name=f"featviz-live-{id(self):x}", daemon=True)
         self._thread.start()
 

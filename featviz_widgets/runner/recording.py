@@ -142,10 +142,10 @@ class Recording:
 # Names the code may use beyond ``from featviz_widgets import *``.
 _EXTRA_NAMES = (
     ("featviz_widgets.engine", "TransformConfig"),
-    ("featviz_widgets.engine.photos", "load_photo"),
-    ("featviz_widgets.engine.photos", "sample_photo"),
+    ("featviz_widgets.engine.image", "load_photo"),
+    ("featviz_widgets.engine.image", "sample_photo"),
     ("featviz_widgets.engine.explore", "layer_gallery"),
-    ("featviz_widgets.engine.direction_views", "directions_from_photos"),
+    ("featviz_widgets.engine.explore", "directions_from_photos"),
     ("featviz_widgets.runner", "read_saved"),
 )
 

@@ -23,9 +23,9 @@ import ipywidgets as W
 from PIL import Image
 
 from ..engine import FeatvizModel, RenderSettings, load_model, main_layers
+from ..engine.image.photos import pil_to_tensor
 from ..engine.layers import layers_by_name
 from ..engine.models import LOGITS
-from ..engine.photos import pil_to_tensor
 from ..errors import FeatvizError, InvalidSettingError, unknown_layer
 from ..export import png_bytes, save_png
 from ..runner import Frame, Job, LiveRunner, PhotoStart, Snapshot, Target, read_saved

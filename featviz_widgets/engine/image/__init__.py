@@ -1,0 +1,90 @@
+"""The image: its parameterizations, the random transforms, photos, stay-close bounds."""
+
+from __future__ import annotations
+
+from .accentuation import (
+    RADIUS_AT_ONE,
+    RADIUS_AT_ZERO,
+    STAY_CLOSE_RANGE,
+    check_stay_close,
+    photo_bounds,
+    stay_close_radius,
+)
+from .colour import COLOR_MATRIX
+from .maco import (
+    SPECTRUM_FILE,
+    SPECTRUM_SIDE,
+    MacoBasis,
+    maco_recipe,
+    real_bins,
+    resize_spectrum,
+    shipped_spectrum,
+    spectrum_from_photos,
+    transparency_overlay,
+    write_shipped_spectrum,
+)
+from .param import (
+    PARAMS,
+    FourierBasis,
+    ImageParam,
+    PixelBasis,
+    check_param,
+    check_size,
+    fourier_scale,
+    param_from_flags,
+)
+from .photos import (
+    IMAGE_SUFFIXES,
+    MAX_BYTES,
+    MAX_PIXELS,
+    MAX_SIDE,
+    SAMPLES,
+    PhotoError,
+    iter_photos,
+    load_photo,
+    pil_to_tensor,
+    sample_photo,
+    to_rgb,
+)
+from .transforms import TransformConfig, random_affine
+
+__all__ = [
+    "COLOR_MATRIX",
+    "IMAGE_SUFFIXES",
+    "MAX_BYTES",
+    "MAX_PIXELS",
+    "MAX_SIDE",
+    "PARAMS",
+    "RADIUS_AT_ONE",
+    "RADIUS_AT_ZERO",
+    "SAMPLES",
+    "SPECTRUM_FILE",
+    "SPECTRUM_SIDE",
+    "STAY_CLOSE_RANGE",
+    "FourierBasis",
+    "ImageParam",
+    "MacoBasis",
+    "PhotoError",
+    "PixelBasis",
+    "TransformConfig",
+    "check_param",
+    "check_size",
+    "check_stay_close",
+    "fourier_scale",
+    "iter_photos",
+    "load_photo",
+    "maco_recipe",
+    "param_from_flags",
+    "photo_bounds",
+    "pil_to_tensor",
+    "random_affine",
+    "real_bins",
+    "resize_spectrum",
+    "sample_photo",
+    "shipped_spectrum",
+    "spectrum_from_photos",
+    "stay_close_radius",
+    "to_rgb",
+    "transparency_overlay",
+    "write_shipped_spectrum",
+]
