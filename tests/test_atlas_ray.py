@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +97,29 @@ def assert_same(out: Path, ref: dict[str, dict[int, np.ndarray]]) -> None:
 # --- --ray local, no Ray running: the issue's command, as a user types it ------------------------
 
 
+def steps_lasting(
+    model: FeatvizModel, layers: list[str], chunk: int, size: int, seconds: float, threads: int | None = None
+) -> int:
+    """Steps at which rendering ``layers`` in chunks, one after another, takes about ``seconds``
+    on this machine as it is now: one chunk timed in-process at 16 steps, scaled (a fixed step
+    count lasted minutes on a loaded 2-core machine and 19 s on a quiet one)."""
+    threads = threads or torch.get_num_threads()
+    settings = AtlasSettings(steps=16, size=size, chunk=chunk, threads=threads)
+    plans = plan_layers(model, layers, chunk)
+    render_chunk(model, plans[0].chunks[0], replace(settings, steps=2))  # warm-up, not timed
+    t = render_chunk(model, plans[0].chunks[0], settings).seconds / 16
+    chunks = sum(len(p.chunks) for p in plans)
+    return int(min(4000, max(96, seconds / (chunks * t))) // 8 * 8)
+
+
 def test_cli_ray_local_from_a_fresh_process_runs_past_60_s(tmp_path: Path) -> None:
     """Ray started by the command itself, rendering for well over Ray's 60 s GCS window
-    (2 layers, 40 channels, 96 steps at 64 px: minutes on two cores)."""
+    (2 layers, 40 channels at 64 px, as many steps as last ~100 s of rendering here)."""
     ray_stop()  # no Ray running: the user's fresh machine
-    args = ["--layers", "blocks.0,blocks.1", "--steps", "96", "--size", "64", "--chunk", "8", "--quiet"]
+    model = load_model(None, device="cpu")
+    layers = ["blocks.0", "blocks.1"]
+    steps = steps_lasting(model, layers, chunk=8, size=64, seconds=100)
+    args = ["--layers", ",".join(layers), "--steps", str(steps), "--size", "64", "--chunk", "8", "--quiet"]
     t0 = time.monotonic()
     done = subprocess.run(
         [*FEATVIZ, *args, "--out", str(tmp_path), "--ray", "local"],
@@ -114,12 +133,11 @@ def test_cli_ray_local_from_a_fresh_process_runs_past_60_s(tmp_path: Path) -> No
     took = time.monotonic() - t0
     assert (s["tiles"], s["rendered"], s["resumed"]) == (40, 40, 0)  # every tile written once
     assert "Failed to connect to GCS" not in done.stderr
-    assert took > 60, f"ran {took:.0f} s: too short to show the GCS connection holds"
+    assert took > 60, f"ran {took:.0f} s at {steps} steps: too short to show the GCS connection holds"
     # The first and last chunk of each layer against in-process pixels (2 threads, the default).
     key = json.loads((tmp_path / "atlas.json").read_text())["key"]
-    model = load_model(None, device="cpu")
-    settings = AtlasSettings(steps=96, size=64, chunk=8, threads=torch.get_num_threads())
-    for plan in plan_layers(model, ["blocks.0", "blocks.1"], 8):
+    settings = AtlasSettings(steps=steps, size=64, chunk=8, threads=torch.get_num_threads())
+    for plan in plan_layers(model, layers, 8):
         got = tiles(tmp_path, key, plan.name)
         assert sorted(got) == list(range(plan.units))
         for c in (plan.chunks[0], plan.chunks[-1]):
@@ -205,7 +223,9 @@ def busy_workers() -> list[int]:
 def test_worker_killed_mid_task_through_host_port(cluster: str, tmp_path: Path) -> None:
     """A worker SIGKILLed while it renders: the task is retried, the run finishes, every tile
     is written exactly once and equals the in-process pixels."""
-    args = ["--layers", "blocks.0", "--steps", "48", "--size", "48", "--chunk", "4", "--threads", "1", "--quiet"]
+    # Chunks of a few seconds each, so that a worker is seen busy and killed mid-task.
+    steps = steps_lasting(load_model(None, device="cpu"), ["blocks.0"], chunk=4, size=48, seconds=16, threads=1)
+    args = ["--layers", "blocks.0", "--steps", str(steps), "--size", "48", "--chunk", "4", "--threads", "1", "--quiet"]
     proc = subprocess.Popen(
         [*FEATVIZ, *args, "--out", str(tmp_path), "--ray", cluster],
         env=env(),
@@ -228,7 +248,7 @@ def test_worker_killed_mid_task_through_host_port(cluster: str, tmp_path: Path) 
     assert killed is not None, "no busy worker was seen: the fault was not injected"
     s = summary(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
     assert (s["tiles"], s["rendered"]) == (16, 16)  # no chunk written twice
-    assert_same(tmp_path, reference(["blocks.0"], chunk=4, steps=48, size=48, threads=1))
+    assert_same(tmp_path, reference(["blocks.0"], chunk=4, steps=steps, size=48, threads=1))
 
 
 def test_ctrl_c_keeps_finished_chunks_and_resume_renders_the_rest(cluster: str, tmp_path: Path) -> None:

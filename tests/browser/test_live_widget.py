@@ -52,7 +52,8 @@ def check_live_session(page: Any, shot: str) -> None:
 
 
 def open_lab_notebook(page: Any, lab_url: str) -> Any:
-    page.goto(f"{lab_url}/lab/tree/quickstart.ipynb")
+    # ?reset: this notebook alone, not the tabs that earlier tests left in the shared workspace
+    page.goto(f"{lab_url}/lab/tree/quickstart.ipynb?reset")
     page.wait_for_function(
         "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
         timeout=120_000,

@@ -65,7 +65,8 @@ def type_class(page: Any, text: str) -> None:
 def test_issue_23_as_found(page: Any, lab_url: str, notebook_dir: Path, tmp_path: Path) -> None:
     page.set_viewport_size({"width": 1400, "height": 900})
     notebook(notebook_dir / "on_screen.ipynb")
-    page.goto(f"{lab_url}/lab/tree/on_screen.ipynb")
+    # ?reset: this notebook alone, not the tabs that earlier tests left in the shared workspace
+    page.goto(f"{lab_url}/lab/tree/on_screen.ipynb?reset")
     page.wait_for_function(
         "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
         timeout=120_000,
