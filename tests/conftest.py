@@ -44,6 +44,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items.sort(key=rank)  # stable: the order within each rank is the collection's
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """In an xdist worker of ``--dist loadgroup``: every test marked ``xdist_group`` must carry
+    its group in its node id, or xdist spreads the group over the workers (the Ray tests then
+    ``ray stop`` each other's clusters, the browser tests start two servers). pytest 9.2 with
+    pytest-xdist 3.8 did exactly that, silently."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    lost = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if lost:
+        raise RuntimeError(
+            f"--dist loadgroup does not group {len(lost)} marked tests (e.g. {lost[0]}): this pytest-xdist "
+            "does not tag node ids on this pytest; pin the pair (pyproject.toml's test extra)"
+        )
+
+
 class TinyNet(nn.Module):
     """A 3-layer convnet with hand-set weights so objective values can be checked exactly."""
 

@@ -48,8 +48,14 @@ def test_switching_parameterization_mid_run_keeps_the_picture(live: tuple[Dreame
         assert wait(lambda p=param: d.runner.snapshot().settings.param == p)  # type: ignore[misc]
         after = np.asarray(d.image(), dtype=np.float32)
         assert d.runner.snapshot().step == step  # same step: the picture carried over, no restart
-        limit = 12 if param == "maco" else 1  # MaCo swaps in the natural magnitude; the others are exact
-        assert np.abs(after - before).mean() < limit, (param, np.abs(after - before).mean())
+        jump = float(np.abs(after - before).mean())
+        if param == "maco":  # the current phase kept, the natural magnitude swapped in: the same
+            # picture re-toned (correlation 0.85-0.89 after 12-150 steps, jump 14-21 grey levels;
+            # a fresh MaCo start correlates 0.01-0.11 with it and lies 38-107 away)
+            corr = float(np.corrcoef(after.ravel(), before.ravel())[0, 1])
+            assert corr > 0.7 and jump < 30, (param, corr, jump)
+        else:  # exact up to rounding
+            assert jump < 1, (param, jump)
         assert wait(lambda a=after: np.abs(view.picture() - a).mean() < 4)  # type: ignore[misc]  # the frame shows it
         decay_shown = [w for w in displayed(d) if getattr(w, "description", "") == "1/f decay"]
         assert bool(decay_shown) == (param in ("fourier", "decorrelated"))

@@ -124,7 +124,9 @@ def test_issue_23_as_found(page: Any, lab_url: str, notebook_dir: Path, tmp_path
     error.wait_for(timeout=30_000)
     assert "No class matches 'zzzz'" in error.inner_text()
     page.locator(".featviz-live").first.evaluate("e => e.scrollIntoView({block: 'start'})")  # the image at the top
-    where = error.bounding_box()
+    boxes: list[Any] = []  # the status is redrawn at every step: read its box when it is laid out
+    assert wait(lambda: boxes.append(error.bounding_box()) or boxes[-1] is not None, 30)
+    where = boxes[-1]
     assert where["y"] + where["height"] <= 900, where  # the status and its warning are in the window
     page.screenshot(path=str(ARTIFACTS / "issue23_status_900.png"))
     type_class(page, "285")
