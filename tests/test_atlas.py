@@ -332,7 +332,7 @@ class FakeRay:
     def get(self, ref: int) -> int:
         return ref
 
-    def cancel(self, ref: int, force: bool) -> None:
+    def cancel(self, ref: int, force: bool = False) -> None:
         self.cancelled.append(ref)
 
 

@@ -234,6 +234,10 @@ def run_ray(
                 done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
             yield ray.get(done[0])
     finally:
+        # Not force=True: a forced cancel racing a task's own completion trips a check in Ray's
+        # core ("Tried to complete task that was not pending", Ray 2.60) and aborts the process,
+        # seen 1 Ctrl-C in 6 on a quiet machine. A plain cancel drops queued tasks and interrupts
+        # running ones; a driver that disconnects next takes its tasks with it anyway.
         for p in pending:
             with contextlib.suppress(Exception):  # already finished, or its worker gone
-                ray.cancel(p, force=True)
+                ray.cancel(p)
