@@ -8,7 +8,6 @@ per unit, at the cost of one of those runs for the whole layer.
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import torch
 from PIL import Image
 
 from ..engine import Context, FeatvizModel, capture
+from ..engine.explore import photo_crops
 from ..engine.image.photos import iter_photos, pil_to_tensor
 from ..engine.layers import layers_by_name
 
@@ -74,18 +74,6 @@ def photos_key(photos: Photos, k: int) -> str:
     return h.hexdigest()[:12]
 
 
-def crops(img: Image.Image, per_side: int = 3, frac: float = 0.6) -> Iterator[tuple[Box, Image.Image]]:
-    """The whole photo, then a per_side x per_side grid of square crops (top_exemplars's)."""
-    w, h = img.size
-    side = int(min(w, h) * frac)
-    yield (0, 0, w, h), img
-    xs = [round(i * (w - side) / max(per_side - 1, 1)) for i in range(per_side)]
-    ys = [round(i * (h - side) / max(per_side - 1, 1)) for i in range(per_side)]
-    for x, y in itertools.product(xs, ys):
-        box = (x, y, x + side, y + side)
-        yield box, img.crop(box)
-
-
 def layer_exemplars(
     model: FeatvizModel,
     job: ExemplarJob,
@@ -124,7 +112,7 @@ def layer_exemplars(
         pending.clear()
 
     for p, (_, img) in enumerate(photos):
-        for c, (box, crop) in enumerate(crops(img)):
+        for c, (box, crop) in enumerate(photo_crops(img)):
             boxes[p].append(box)
             pending.append((p, c, crop))
             if len(pending) >= batch:

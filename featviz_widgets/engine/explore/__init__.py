@@ -52,6 +52,7 @@ from .studies import (
     interpolate,
     layer_gallery,
     objective_value,
+    photo_crops,
     run_steps,
     top_exemplars,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "load_directions",
     "neuron_groups",
     "objective_value",
+    "photo_crops",
     "probe_images",
     "run_steps",
     "sanity_readout",

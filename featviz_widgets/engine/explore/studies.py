@@ -332,7 +332,11 @@ class Exemplar:
     crop: Image.Image = field(compare=False, repr=False)
 
 
-def _crops(img: Image.Image, per_side: int, frac: float) -> Iterable[tuple[tuple[int, int, int, int], Image.Image]]:
+def photo_crops(
+    img: Image.Image, per_side: int = 3, frac: float = 0.6
+) -> Iterable[tuple[tuple[int, int, int, int], Image.Image]]:
+    """The whole photo, then a per_side x per_side grid of square crops of ``frac`` of its short
+    side, each with its box: what top_exemplars and the atlas's layer exemplars score."""
     w, h = img.size
     side = int(min(w, h) * frac)
     yield (0, 0, w, h), img
@@ -391,7 +395,7 @@ def top_exemplars(
     for seen, (name, img) in enumerate(source, start=1):
         if cancel is not None and cancel.is_set():
             break
-        for box, crop in _crops(img, crops_per_side, crop_fraction):
+        for box, crop in photo_crops(img, crops_per_side, crop_fraction):
             pending.append((name, box, crop))
             if len(pending) >= batch:
                 flush()
