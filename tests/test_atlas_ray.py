@@ -262,7 +262,9 @@ def test_worker_killed_mid_task_through_host_port(cluster: str, tmp_path: Path) 
 def test_ctrl_c_keeps_finished_chunks_and_resume_renders_the_rest(cluster: str, tmp_path: Path) -> None:
     """SIGINT (Ctrl-C) mid-run on the cluster: exit 130 with a message, finished chunks kept;
     the same command renders only the rest."""
-    args = [*FEATVIZ, "--layers", "blocks.0", "--steps", "40", "--size", "48", "--chunk", "2", "--threads", "1"]
+    # 200 steps: chunks long enough that the run is mid-render when SIGINT lands (at 40 steps, with
+    # two CPU-bound processes beside it, it had finished and was exiting: exit 0, not 130)
+    args = [*FEATVIZ, "--layers", "blocks.0", "--steps", "200", "--size", "48", "--chunk", "2", "--threads", "1"]
     args += ["--quiet", "--out", str(tmp_path), "--ray", cluster]
     proc = subprocess.Popen(args, env=env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
@@ -279,7 +281,7 @@ def test_ctrl_c_keeps_finished_chunks_and_resume_renders_the_rest(cluster: str, 
     assert 2 <= kept < 8
     s = summary(subprocess.run(args, env=env(), cwd=ROOT, capture_output=True, text=True, timeout=900))
     assert (s["resumed"], s["rendered"]) == (2 * kept, 16 - 2 * kept)
-    assert_same(tmp_path, reference(["blocks.0"], chunk=2, steps=40, size=48, threads=1))
+    assert_same(tmp_path, reference(["blocks.0"], chunk=2, steps=200, size=48, threads=1))
 
 
 # --- the Python API on the same cluster ------------------------------------------------------------

@@ -388,7 +388,10 @@ def test_two_cli_runs_at_once_one_is_refused(tmp_path: Path) -> None:
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "featviz_widgets.cli", "atlas", "--layers", "blocks.0", "--chunk", "1"]
-    args += ["--steps", "2000", "--size", "32", "--threads", "1", "--quiet", "--out", str(tmp_path)]
+    # 6000 steps a chunk: the first run is still rendering when the second (importing torch and
+    # loading the model first) is refused and SIGINT follows (at 2000 steps, beside two CPU-bound
+    # processes, it had finished and was exiting: exit 0, not 130). It is interrupted, not awaited.
+    args += ["--steps", "6000", "--size", "32", "--threads", "1", "--quiet", "--out", str(tmp_path)]
     first = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 1800  # a guard against a hang only
     chunks = tmp_path / "chunks"
