@@ -97,13 +97,10 @@ def assert_same(out: Path, ref: dict[str, dict[int, np.ndarray]]) -> None:
 # --- --ray local, no Ray running: the issue's command, as a user types it ------------------------
 
 
-def steps_lasting(
-    model: FeatvizModel, layers: list[str], chunk: int, size: int, seconds: float, threads: int | None = None
-) -> int:
+def steps_lasting(model: FeatvizModel, layers: list[str], chunk: int, size: int, seconds: float, threads: int) -> int:
     """Steps at which rendering ``layers`` in chunks, one after another, takes about ``seconds``
     on this machine as it is now: one chunk timed in-process at 16 steps, scaled (a fixed step
     count lasted minutes on a loaded 2-core machine and 19 s on a quiet one)."""
-    threads = threads or torch.get_num_threads()
     settings = AtlasSettings(steps=16, size=size, chunk=chunk, threads=threads)
     per_step = 0.0  # seconds a step of every chunk of every layer takes, one after another
     for plan in plan_layers(model, layers, chunk):  # deeper layers cost more: each timed
