@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Any
 
@@ -239,3 +240,13 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a command a test interrupts with SIGINT, as Ctrl-C in a terminal does.
+
+    A command started in the background by a non-interactive shell (``cmd &``, nohup, some CI
+    runners) has SIGINT *ignored*, and exec keeps the ignore: Python then installs no
+    KeyboardInterrupt handler, the SIGINT does nothing and the command runs to its end (exit 0).
+    A terminal's foreground command has SIGINT at its default, which this restores in the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

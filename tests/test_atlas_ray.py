@@ -34,7 +34,7 @@ from featviz_widgets.atlas.plan import AtlasSettings, plan_layers
 from featviz_widgets.atlas.work import render_chunk
 from featviz_widgets.engine.models import FeatvizModel, load_model, wrap_module
 
-from .conftest import TinyNet
+from .conftest import TinyNet, interruptible
 from .test_atlas import FAST, leftovers, tiles
 
 ray = pytest.importorskip("ray")
@@ -259,11 +259,14 @@ def test_worker_killed_mid_task_through_host_port(cluster: str, tmp_path: Path) 
 def test_ctrl_c_keeps_finished_chunks_and_resume_renders_the_rest(cluster: str, tmp_path: Path) -> None:
     """SIGINT (Ctrl-C) mid-run on the cluster: exit 130 with a message, finished chunks kept;
     the same command renders only the rest."""
-    # 200 steps: chunks long enough that the run is mid-render when SIGINT lands (at 40 steps, with
-    # two CPU-bound processes beside it, it had finished and was exiting: exit 0, not 130)
+    # 200 steps: chunks long enough that the run is mid-render when SIGINT lands. interruptible:
+    # SIGINT at its default in the child, as in a terminal, even when this test was started in the
+    # background by a shell (SIGINT ignored there, and the ignore is inherited through exec)
     args = [*FEATVIZ, "--layers", "blocks.0", "--steps", "200", "--size", "48", "--chunk", "2", "--threads", "1"]
     args += ["--quiet", "--out", str(tmp_path), "--ray", cluster]
-    proc = subprocess.Popen(args, env=env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        args, env=env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible
+    )
     deadline = time.monotonic() + 600
     records: list[Path] = []
     while time.monotonic() < deadline and len(records) < 2 and proc.poll() is None:

@@ -35,7 +35,7 @@ from featviz_widgets.atlas.plan import Chunk, model_fingerprint, slug
 from featviz_widgets.atlas.store import AtlasStore
 from featviz_widgets.engine.models import FeatvizModel, wrap_module
 
-from .conftest import TinyNet
+from .conftest import TinyNet, interruptible
 from .test_atlas import FAST, ROOT, leftovers, tiles
 
 PHOTOS = ROOT / "featviz_widgets" / "data"
@@ -389,10 +389,13 @@ def test_two_cli_runs_at_once_one_is_refused(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "featviz_widgets.cli", "atlas", "--layers", "blocks.0", "--chunk", "1"]
     # 6000 steps a chunk: the first run is still rendering when the second (importing torch and
-    # loading the model first) is refused and SIGINT follows (at 2000 steps, beside two CPU-bound
-    # processes, it had finished and was exiting: exit 0, not 130). It is interrupted, not awaited.
+    # loading the model first) is refused and SIGINT follows; it is interrupted, not awaited.
+    # interruptible: SIGINT at its default in the child, as in a terminal, even when this test runs
+    # under a shell that started it in the background (SIGINT ignored, inherited through exec).
     args += ["--steps", "6000", "--size", "32", "--threads", "1", "--quiet", "--out", str(tmp_path)]
-    first = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible
+    )
     deadline = time.monotonic() + 1800  # a guard against a hang only
     chunks = tmp_path / "chunks"
     while time.monotonic() < deadline and first.poll() is None:
