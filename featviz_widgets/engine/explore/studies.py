@@ -18,6 +18,7 @@ from ...errors import InvalidSettingError
 from ..core.renderer import Renderer, to_pil
 from ..core.settings import check_int
 from ..image.accentuation import check_stay_close, photo_bounds
+from ..image.layout import grid
 from ..image.photos import iter_photos, pil_to_tensor
 from ..layers.access import LayerInfo, capture, layer_info, layers_by_name
 from ..models.loaders import FeatvizModel, ensure_model
@@ -94,11 +95,7 @@ class Sheet:
 
     def strip(self, gap: int = 4) -> Image.Image:
         """The images side by side on white."""
-        w, h = self.images[0].size
-        out = Image.new("RGB", (len(self.images) * (w + gap) - gap, h), "white")
-        for i, img in enumerate(self.images):
-            out.paste(img, (i * (w + gap), 0))
-        return out
+        return Image.fromarray(grid(self.images, len(self.images), gap))
 
 
 def _run_batch(
