@@ -302,23 +302,6 @@ def deepdream_photo(
     return to_pil(current)[0]
 
 
-@torch.no_grad()
-def objective_value(
-    model: FeatvizModel | str | None, objective: Objective | str, images: Any, size: int | None = None
-) -> float:
-    """The objective's mean value on ``images`` as they are (no transforms): (N, H, W, 3) uint8
-    or (N, 3, H, W) in [0, 1], resized to ``size`` (``top_exemplars`` scores crops at 160 px)."""
-    model = ensure_model(model)
-    objective = as_objective(objective)
-    x = torch.as_tensor(images)
-    if x.dtype == torch.uint8:
-        x = x.permute(0, 3, 1, 2).float() / 255
-    x = x.to(model.device)
-    if size is not None and tuple(x.shape[-2:]) != (size, size):
-        x = F.interpolate(x, (size, size), mode="bilinear", align_corners=False, antialias=True)
-    return float(objective(Context(capture(model, x, objective.layers), x)).mean())
-
-
 @dataclass(order=True)
 class Exemplar:
     """A crop of a natural image and the objective's value on it."""
