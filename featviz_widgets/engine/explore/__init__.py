@@ -41,6 +41,7 @@ from .directions import (
 )
 from .sanity import SanityReadout, earlier_layers, sanity_readout
 from .studies import (
+    GALLERY_CACHE_SIZE,
     Exemplar,
     PerImage,
     Progress,
@@ -58,6 +59,7 @@ from .studies import (
 
 __all__ = [
     "DEFAULT_METHODS",
+    "GALLERY_CACHE_SIZE",
     "LEARNED",
     "MEASURES",
     "METHODS",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +68,9 @@ class StayClose(ImagePenalty):
     image close to the photo it started from."""
 
     def __init__(self, reference: torch.Tensor) -> None:
-        self.reference = reference
+        # Compared and hashed by value, like every objective (``Direction`` compares its
+        # vector): a copy, so the photo cannot change under a Sum that hashed it.
+        self.reference = reference.detach().clone()
 
     def __call__(self, ctx: Context) -> torch.Tensor:
         ref = self.reference.to(ctx.image.device, ctx.image.dtype)
@@ -78,7 +82,7 @@ class StayClose(ImagePenalty):
         return isinstance(other, StayClose) and torch.equal(self.reference, other.reference)
 
     def __hash__(self) -> int:
-        return id(self)
+        return hash(tuple(self.reference.shape))  # equal tensors have equal shapes
 
     def __repr__(self) -> str:
         return "StayClose(<photo>)"
@@ -200,8 +204,29 @@ def interpolate(
     return Sheet(r.pil_images(), [f"alpha={t:.2f}" for t in alphas], r.record(), r.measure().tolist())
 
 
-_GALLERY_CACHE: dict[tuple[Any, ...], Sheet] = {}
+GALLERY_CACHE_SIZE = 4  # galleries kept per model, the least recently used dropped first
+
+# Per model object, held weakly: a model's galleries go when it does (a key of ``id(model)``
+# could hand a freed model's galleries to a new model that got its id).
+_GALLERIES: weakref.WeakKeyDictionary[FeatvizModel, OrderedDict[tuple[Any, ...], Sheet]] = weakref.WeakKeyDictionary()
 _GALLERY_LOCK = threading.Lock()
+
+
+def _cached_gallery(model: FeatvizModel, key: tuple[Any, ...]) -> Sheet | None:
+    with _GALLERY_LOCK:
+        sheets = _GALLERIES.get(model)
+        if sheets is None or key not in sheets:
+            return None
+        sheets.move_to_end(key)
+        return sheets[key]
+
+
+def _keep_gallery(model: FeatvizModel, key: tuple[Any, ...], sheet: Sheet) -> None:
+    with _GALLERY_LOCK:
+        sheets = _GALLERIES.setdefault(model, OrderedDict())
+        sheets[key] = sheet
+        while len(sheets) > GALLERY_CACHE_SIZE:
+            sheets.popitem(last=False)
 
 
 def layer_gallery(
@@ -218,15 +243,16 @@ def layer_gallery(
     **settings: Any,
 ) -> Sheet:
     """Render channels of ``layer`` (all by default), ``batch`` at a time on the model's device.
-    Cached per model, layer, channels and settings: a second call returns at once."""
+    Cached per model, layer, channels and settings (the last ``GALLERY_CACHE_SIZE`` of each
+    model, while the model lives): a second call returns at once."""
     model = ensure_model(model)
     info = layer_info(model, layer)
     chans = list(range(info.channels)) if channels is None else [int(c) for c in channels]
     batch = check_int("batch", batch, 1, 1024)
-    key = (id(model), model.name, layer, tuple(chans), steps, size, seed, tuple(sorted(settings.items())))
-    with _GALLERY_LOCK:
-        if key in _GALLERY_CACHE:
-            return _GALLERY_CACHE[key]
+    key = (layer, tuple(chans), steps, size, seed, tuple(sorted(settings.items())))
+    cached = _cached_gallery(model, key)
+    if cached is not None:
+        return cached
     images: list[Image.Image] = []
     values: list[float] = []
     total = len(chans) * steps
@@ -244,8 +270,7 @@ def layer_gallery(
         {"layer": layer, "steps": steps, "size": size, "seed": seed, **settings},
         values,
     )
-    with _GALLERY_LOCK:
-        _GALLERY_CACHE[key] = sheet
+    _keep_gallery(model, key, sheet)
     return sheet
 
 
