@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from lucent_run import hooks_restored
 
 from featviz_widgets.engine import Renderer
-from featviz_widgets.engine.core.renderer import to_uint8
+from featviz_widgets.engine.core import to_uint8
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)

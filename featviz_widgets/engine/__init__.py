@@ -1,6 +1,7 @@
 """The engine: pure torch feature visualization. Imports nothing from the widget layers."""
 
-from .core.renderer import Renderer, RenderResult, StepInfo, render
+from .core.headless import RenderResult, render
+from .core.renderer import Renderer, StepInfo
 from .core.runtime import tune
 from .core.settings import RenderSettings
 from .explore.bases import compare_bases

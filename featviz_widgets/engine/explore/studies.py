@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ...errors import InvalidSettingError
-from ..core.renderer import Renderer, to_pil
+from ..core.pictures import to_pil
+from ..core.renderer import Renderer
 from ..core.settings import check_int
 from ..image.accentuation import check_stay_close, photo_bounds
 from ..image.layout import grid
