@@ -18,27 +18,30 @@ from .bases import (
     top_per_source,
     two_afc,
 )
+from .collect import (
+    SKIMAGE_PROBES,
+    Collection,
+    DirectionsError,
+    ImagesArg,
+    Reservoir,
+    collect,
+    crop_boxes,
+    embed,
+    iter_images,
+    probe_images,
+)
 from .direction_views import DirectionSheet, directions_from_photos, directions_gallery, grid, groups_sheet
 from .directions import (
     METHODS,
     NEGATIVE,
-    SKIMAGE_PROBES,
     ClippedActivationsWarning,
-    Collection,
-    DirectionsError,
-    ImagesArg,
     MissingExtraError,
-    NeuronGroups,
-    collect,
-    crop_boxes,
-    embed,
     find_directions,
     fit_directions,
-    iter_images,
     load_directions,
-    neuron_groups,
-    probe_images,
+    load_sklearn,
 )
+from .groups import NeuronGroups, neuron_groups
 from .sanity import SanityReadout, earlier_layers, sanity_readout
 from .studies import (
     GALLERY_CACHE_SIZE,
@@ -77,6 +80,7 @@ __all__ = [
     "NeuronGroups",
     "PerImage",
     "Progress",
+    "Reservoir",
     "Row",
     "SanityReadout",
     "Sheet",
@@ -103,6 +107,7 @@ __all__ = [
     "judge_layer",
     "layer_gallery",
     "load_directions",
+    "load_sklearn",
     "neuron_groups",
     "photo_crops",
     "probe_images",

@@ -30,7 +30,8 @@ from ..core.settings import check_int
 from ..layers.access import layer_info, main_layers
 from ..models.loaders import LOGITS, FeatvizModel, ensure_model
 from ..objectives import Direction
-from .directions import ImagesArg, collect, embed, fit_directions, load_directions
+from .collect import ImagesArg, collect, embed
+from .directions import fit_directions, load_directions
 from .studies import PerImage, Progress, Sheet, run_steps
 
 MEASURES = ("selectivity", "coherence", "2afc")

@@ -20,7 +20,9 @@ from ..image.layout import grid as lay_out
 from ..layers.access import layer_info
 from ..models.loaders import FeatvizModel, ensure_model
 from ..objectives import Direction
-from .directions import ImagesArg, NeuronGroups, collect, fit_directions, load_directions
+from .collect import ImagesArg, collect
+from .directions import fit_directions, load_directions
+from .groups import NeuronGroups
 from .studies import PerImage, Progress, Sheet, run_steps
 
 
