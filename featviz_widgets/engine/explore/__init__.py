@@ -41,24 +41,12 @@ from .directions import (
     load_directions,
     load_sklearn,
 )
+from .exemplars import Exemplar, photo_crops, top_exemplars
 from .groups import NeuronGroups, neuron_groups
+from .photo_dream import StayClose, deepdream_photo
 from .sanity import SanityReadout, earlier_layers, sanity_readout
-from .studies import (
-    GALLERY_CACHE_SIZE,
-    Exemplar,
-    PerImage,
-    Progress,
-    Sheet,
-    StayClose,
-    compare_directions,
-    deepdream_photo,
-    direction_from_photos,
-    interpolate,
-    layer_gallery,
-    photo_crops,
-    run_steps,
-    top_exemplars,
-)
+from .sheets import PerImage, Progress, Sheet, run_steps
+from .studies import GALLERY_CACHE_SIZE, compare_directions, direction_from_photos, interpolate, layer_gallery
 
 __all__ = [
     "DEFAULT_METHODS",

@@ -32,7 +32,7 @@ from ..models.loaders import LOGITS, FeatvizModel, ensure_model
 from ..objectives import Direction
 from .collect import ImagesArg, collect, embed
 from .directions import fit_directions, load_directions
-from .studies import PerImage, Progress, Sheet, run_steps
+from .sheets import PerImage, Progress, Sheet, run_steps
 
 MEASURES = ("selectivity", "coherence", "2afc")
 DEFAULT_METHODS = ("neuron", "random", "pca", "nmf", "kmeans")

@@ -23,7 +23,7 @@ from ..objectives import Direction
 from .collect import ImagesArg, collect
 from .directions import fit_directions, load_directions
 from .groups import NeuronGroups
-from .studies import PerImage, Progress, Sheet, run_steps
+from .sheets import PerImage, Progress, Sheet, run_steps
 
 
 @dataclass
