@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-from .bases import (
-    DEFAULT_METHODS,
-    LEARNED,
-    MEASURES,
-    BasesTable,
-    Comparison,
-    Row,
-    answer,
-    chance_coherence,
-    coherence,
-    compare_bases,
-    judge_layer,
-    selectivity,
-    top_per_source,
-    two_afc,
-)
+from .bases import DEFAULT_METHODS, LEARNED, BasesTable, Comparison, Row, answer, compare_bases, judge_layer
 from .collect import (
     SKIMAGE_PROBES,
     Collection,
@@ -43,6 +28,7 @@ from .directions import (
 )
 from .exemplars import Exemplar, photo_crops, top_exemplars
 from .groups import NeuronGroups, neuron_groups
+from .measures import MEASURES, chance_coherence, coherence, selectivity, top_per_source, two_afc
 from .photo_dream import StayClose, deepdream_photo
 from .sanity import SanityReadout, earlier_layers, sanity_readout
 from .sheets import PerImage, Progress, Sheet, run_steps

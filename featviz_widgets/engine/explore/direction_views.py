@@ -23,6 +23,7 @@ from ..objectives import Direction
 from .collect import ImagesArg, collect
 from .directions import fit_directions, load_directions
 from .groups import NeuronGroups
+from .measures import selectivity
 from .sheets import PerImage, Progress, Sheet, run_steps
 
 
@@ -102,8 +103,6 @@ def directions_from_photos(
     """The widget's "Directions from photos": ``k`` directions of ``layer`` found by ``method``
     from ``images`` (a folder; None for the probe photos), rendered in one gallery, each labelled
     with its selectivity (excess kurtosis over the photos' crops, see docs/directions.md)."""
-    from .bases import selectivity
-
     model = ensure_model(model)
     channels = layer_info(model, layer).channels
     got = collect(model, [layer], images, seed=seed)
