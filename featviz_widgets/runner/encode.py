@@ -17,7 +17,7 @@ JPEG_QUALITY = 85
 
 
 def encode(image: np.ndarray, fmt: str = "jpeg", quality: int = JPEG_QUALITY) -> bytes:
-    """Encode an (H, W, 3) uint8 array. JPEG for live frames (small, ~1 ms), PNG when lossless."""
+    """Encode an (H, W, 3) uint8 array. JPEG for live frames (small and quick to make), PNG when lossless."""
     buf = io.BytesIO()
     pil = Image.fromarray(image, "RGB")
     if fmt == "jpeg":

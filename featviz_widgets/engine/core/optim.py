@@ -2,8 +2,8 @@
 the parameters' device (CUDA; CPU from torch 2.4).
 
 A hand-written Adam calling ``torch._fused_adam_`` directly used to skip torch.optim's per-step
-bookkeeping; measured side by side it saved 17 µs of a 25 ms step (0.07%, within the noise;
-docs/decisions.md), so the plain optimizer is used. The fused kernel stays because the pictures
+bookkeeping; measured side by side the saving was within the noise, so the plain optimizer is
+used (see docs/decisions.md, "The optimizer: torch.optim's Adam again"). The fused kernel stays because the pictures
 depend on it: its rounding differs from the unfused one in the last bits, and Adam magnifies such
 differences within a few steps.
 """

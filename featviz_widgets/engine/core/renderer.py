@@ -364,8 +364,8 @@ def _parameters_finite(param: ImageParam) -> bool:
 
 def _adam(param: ImageParam, lr: float) -> torch.optim.Adam:
     # beta1 = 0.5 (not 0.9): less momentum lets the image follow the random transforms, which
-    # change every step. Over 30 classes and three seeds (benchmarks/quality.py's judge),
-    # 23.7/30 class renders were recognized by another network after 32 steps, 21.3/30 with 0.9.
+    # change every step; another network recognizes more class renders after 32 steps (see
+    # docs/decisions.md, "Quality: what moved the numbers, and what did not").
     return adam(param.parameters(), lr, betas=(0.5, 0.999))
 
 
