@@ -139,9 +139,9 @@ def grid(sheet: Sheet, gap: int = 4, label_width: int = 64) -> Image.Image:
     cells = [row[c] if c < len(row) else None for row in rows.values() for c in range(cols)]
     out = Image.fromarray(lay_out(cells, cols, gap, pad=(label_width, 0, gap, 0)))
     for r, name in enumerate(rows):
-        label = Image.new("RGB", (label_width, h), "white")  # the name ends where the tiles begin
-        caption(label, (4, h // 2 - 6), [name])
-        out.paste(label, (0, r * (h + gap)))
+        strip = Image.new("RGB", (label_width, h), "white")  # the name ends where the tiles begin
+        caption(strip, (4, h // 2 - 6), [name])
+        out.paste(strip, (0, r * (h + gap)))
     return out
 
 
