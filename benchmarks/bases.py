@@ -20,8 +20,7 @@ import warnings
 from pathlib import Path
 
 from featviz_widgets.engine import load_model
-from featviz_widgets.engine.explore.bases import compare_bases
-from featviz_widgets.engine.explore.directions import collect, crop_boxes, probe_images
+from featviz_widgets.engine.explore import collect, compare_bases, crop_boxes, probe_images
 from featviz_widgets.engine.layers import layer_info
 
 

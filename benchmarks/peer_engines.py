@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from lucent_run import hooks_restored
 
 from featviz_widgets.engine import Renderer
-from featviz_widgets.engine.core.renderer import to_uint8
+from featviz_widgets.engine.core import to_uint8
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
@@ -60,7 +60,7 @@ def _module(model: Any, layer: str) -> torch.nn.Module:
 
 
 @contextlib.contextmanager
-def _recording(owner: Any, attr: str, to_image: Callable[..., torch.Tensor], checkpoints: set[int], out: Snapshots):
+def recording(owner: Any, attr: str, to_image: Callable[..., torch.Tensor], checkpoints: set[int], out: Snapshots):
     """Wrap ``owner.attr`` (called once per step to make the step's image): its k-th call makes
     the image after k-1 updates, recorded when k-1 is a checkpoint."""
     original = getattr(owner, attr)
@@ -177,7 +177,7 @@ def horama(spectrum: Path) -> Callable[..., Snapshots]:
         maco_fv.MACO_SPECTRUM_FILENAME = str(spectrum)  # never downloaded: ours, from photos
         maco_fv.tqdm = lambda it: it  # no progress bar
         try:
-            with _recording(maco_fv, "maco_preconditioner", to01, set(checkpoints), out):
+            with recording(maco_fv, "maco_preconditioner", to01, set(checkpoints), out):
                 final, _ = maco_fv.maco(
                     objective, total_steps=max(checkpoints), image_size=size, device=str(model.device)
                 )
@@ -199,7 +199,7 @@ def dreamlens(model: Any, layer: str, unit: int, checkpoints: tuple[int, ...], s
     c = RenderConfig()
     fv = FeatureVisualizer(model, quiet=True, normalize=False)  # the model normalizes itself
     out: Snapshots = {}
-    with _recording(fvmod, "call_image_parameter", lambda img, *_a, **_k: img, set(checkpoints), out):
+    with recording(fvmod, "call_image_parameter", lambda img, *_a, **_k: img, set(checkpoints), out):
         param = fv.synthesize(
             [_module(model, layer)],
             width=size,
@@ -228,7 +228,7 @@ def torch_dreams(model: Any, layer: str, unit: int, checkpoints: tuple[int, ...]
     dreamer.set_custom_normalization(torch.nn.Identity())  # the model takes [0, 1] itself
     out: Snapshots = {}
     to01 = lambda _img, self, *_a, **_k: self.postprocess(device=model.device)  # noqa: E731
-    with _recording(AutoImageParam, "forward", to01, set(checkpoints), out):
+    with recording(AutoImageParam, "forward", to01, set(checkpoints), out):
         param = dreamer.render(
             layers=[_module(model, layer)],
             width=size,

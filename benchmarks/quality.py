@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from lucent_run import render_vis
 
 from featviz_widgets.engine import Renderer, TransformConfig, load_model
-from featviz_widgets.engine.core.renderer import to_uint8
+from featviz_widgets.engine.core import to_uint8
 
 # 15 everyday classes spread over ImageNet (animals, food, objects, scenes); chosen before any run.
 CLASSES = [1, 9, 130, 145, 291, 309, 340, 388, 417, 430, 779, 933, 949, 954, 980]

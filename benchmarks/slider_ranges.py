@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from featviz_widgets.engine import L1, BlurPenalty, Renderer, TotalVariation, load_model
-from featviz_widgets.engine.core.renderer import to_uint8
+from featviz_widgets.engine.core import to_uint8
 from featviz_widgets.engine.explore import PerImage
 from featviz_widgets.engine.objectives import as_objective
 

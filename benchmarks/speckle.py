@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from featviz_widgets.engine import Renderer, load_model, maco_recipe
-from featviz_widgets.engine.core.renderer import to_uint8
+from featviz_widgets.engine.core import to_uint8
 from featviz_widgets.engine.image.photos import iter_photos, pil_to_tensor
 from featviz_widgets.lab import clipped_share, high_frequency_share, hsv_saturation
 

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from featviz_widgets.engine import Renderer, load_model
-from featviz_widgets.engine.core.renderer import to_uint8
+from featviz_widgets.engine.core import to_uint8
 from featviz_widgets.engine.core.timelapse import Timelapse
 
 

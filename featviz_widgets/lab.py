@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from .engine import FeatvizModel, Objective, render
+from .engine.image import caption, grid
 
 
 def high_frequency_share(image: Image.Image) -> float:
@@ -60,13 +61,12 @@ def compare(
                 f"clipped {clipped_share(image):.2f} sat {hsv_saturation(image):.2f}",
             ]
         tiles.append((lines, result.image))
-    caption = 12 * (len(tiles[0][0]) if tiles else 2) + 4
+    below = 12 * (len(tiles[0][0]) if tiles else 2) + 4
     width = max(size, 140 if stats else size)
-    sheet = Image.new("RGB", (len(tiles) * (width + 8), size + caption), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (lines, image) in enumerate(tiles):
-        x = i * (width + 8)
-        sheet.paste(image, (x, 0))
-        for k, line in enumerate(lines):
-            draw.text((x + 2, size + 2 + 12 * k), line, fill="black" if k == 0 else "dimgray")
+    if not tiles:
+        return Image.new("RGB", (0, size + below), "white")
+    gap = width + 8 - size  # each render in a column ``width`` wide, 8 px apart
+    sheet = Image.fromarray(grid([image for _, image in tiles], len(tiles), gap, pad=(0, 0, gap, below)))
+    for i, (lines, _) in enumerate(tiles):  # on the sheet: a long line runs on under the next render
+        caption(sheet, (i * (width + 8) + 2, size + 2), lines, fill="dimgray", first_fill="black")
     return sheet

@@ -336,37 +336,26 @@ class FakeRay:
         self.cancelled.append(ref)
 
 
-def test_ray_tasks_in_flight_are_bounded_and_closing_cancels(
-    tiny: FeatvizModel, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ray_tasks_in_flight_are_bounded_and_closing_cancels(tiny: FeatvizModel) -> None:
     """1,000 chunks on a 2-CPU cluster, 1 thread a task: at most 4 (2 x slots) submitted at a
     time; leaving after 10 results cancels the few in flight, and nothing more is submitted."""
     from featviz_widgets.atlas import ray_backend
     from featviz_widgets.atlas.plan import AtlasSettings
 
     fake = FakeRay(cpus=2)
-    monkeypatch.setattr(ray_backend, "_ray", lambda: fake)
-    ray_backend._task.cache_clear()
-    try:
-        chunks = [Chunk("conv1", "channel", i, i + 1) for i in range(1000)]
-        it = ray_backend.run_ray(tiny, chunks, AtlasSettings(threads=1))
-        got = [next(it) for _ in range(10)]
-        assert got == list(range(10)) and fake.max_in_flight == 4 and fake.submitted <= 14
-        it.close()  # an error while writing, or Ctrl-C
-        assert fake.cancelled == fake.in_flight and len(fake.cancelled) == 3  # refilled to 4, one taken
-        assert fake.submitted == 13
-        fake2 = FakeRay(cpus=8)
-        monkeypatch.setattr(ray_backend, "_ray", lambda: fake2)
-        ray_backend._task.cache_clear()
-        assert len(list(ray_backend.run_ray(tiny, chunks[:50], AtlasSettings(threads=2)))) == 50
-        assert fake2.max_in_flight == 8  # 8 CPUs / 2 threads = 4 slots, twice that
-        fake3 = FakeRay(cpus=8)
-        monkeypatch.setattr(ray_backend, "_ray", lambda: fake3)
-        ray_backend._task.cache_clear()
-        assert len(list(ray_backend.run_ray(tiny, chunks[:50], AtlasSettings(threads=1), in_flight=3))) == 50
-        assert fake3.max_in_flight == 3
-    finally:
-        ray_backend._task.cache_clear()
+    chunks = [Chunk("conv1", "channel", i, i + 1) for i in range(1000)]
+    it = ray_backend.run_ray(tiny, chunks, AtlasSettings(threads=1), ray=fake)
+    got = [next(it) for _ in range(10)]
+    assert got == list(range(10)) and fake.max_in_flight == 4 and fake.submitted <= 14
+    it.close()  # an error while writing, or Ctrl-C
+    assert fake.cancelled == fake.in_flight and len(fake.cancelled) == 3  # refilled to 4, one taken
+    assert fake.submitted == 13
+    fake2 = FakeRay(cpus=8)
+    assert len(list(ray_backend.run_ray(tiny, chunks[:50], AtlasSettings(threads=2), ray=fake2))) == 50
+    assert fake2.max_in_flight == 8  # 8 CPUs / 2 threads = 4 slots, twice that
+    fake3 = FakeRay(cpus=8)
+    assert len(list(ray_backend.run_ray(tiny, chunks[:50], AtlasSettings(threads=1), in_flight=3, ray=fake3))) == 50
+    assert fake3.max_in_flight == 3
 
 
 def test_layer_exemplars_match_top_exemplars_per_unit(tiny: FeatvizModel) -> None:

@@ -10,21 +10,23 @@ import pytest
 import torch
 from PIL import Image
 
-from featviz_widgets.engine.explore.bases import (
+from featviz_widgets.engine.explore import (
     MEASURES,
     BasesTable,
+    DirectionsError,
     Row,
     answer,
     chance_coherence,
     coherence,
     compare_bases,
+    directions_gallery,
+    grid,
+    groups_sheet,
     judge_layer,
     selectivity,
     top_per_source,
     two_afc,
 )
-from featviz_widgets.engine.explore.direction_views import directions_gallery, grid, groups_sheet
-from featviz_widgets.engine.explore.directions import DirectionsError
 from featviz_widgets.engine.models import FeatvizModel, wrap_module
 from featviz_widgets.engine.objectives import Direction
 from tests.test_directions import U1, Planted, planted_images
@@ -146,9 +148,7 @@ def test_directions_gallery(planted: FeatvizModel) -> None:
 
 
 def test_directions_from_photos_and_views(planted: FeatvizModel) -> None:
-    from featviz_widgets.engine.explore import Sheet
-    from featviz_widgets.engine.explore.direction_views import directions_from_photos
-    from featviz_widgets.engine.explore.directions import neuron_groups
+    from featviz_widgets.engine.explore import Sheet, directions_from_photos, neuron_groups
 
     sheet = directions_from_photos(planted, "mix", planted_images(6), "nmf", 2, steps=2, size=32)
     assert [label.split(" · ")[0] for label in sheet.labels] == ["nmf #0", "nmf #1"]

@@ -167,7 +167,7 @@ def test_peer_snapshots_come_from_one_trajectory() -> None:
             return torch.full((3, 2, 2), step / 10)
 
     out: dict[int, np.ndarray] = {}
-    with pe._recording(Loop, "make", lambda img, *_a: img, {0, 2, 3}, out):
+    with pe.recording(Loop, "make", lambda img, *_a: img, {0, 2, 3}, out):
         loop = Loop()
         for step in range(4):
             loop.make(step)

@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from featviz_widgets.engine.explore.directions import (
+from featviz_widgets.engine.explore import (
     ClippedActivationsWarning,
     DirectionsError,
     MissingExtraError,
-    _Reservoir,
+    Reservoir,
     collect,
     crop_boxes,
     find_directions,
@@ -129,7 +129,7 @@ def test_collect_keeps_bounded_state(planted: FeatvizModel) -> None:
 
 
 def test_reservoir_is_uniform() -> None:
-    res = _Reservoir(500, torch.Generator().manual_seed(0))
+    res = Reservoir(500, torch.Generator().manual_seed(0))
     for start in range(0, 20_000, 64):
         res.add(torch.arange(start, min(start + 64, 20_000), dtype=torch.float32)[:, None])
     assert res.rows is not None and res.rows.shape == (500, 1) and res.seen == 20_000

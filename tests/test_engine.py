@@ -240,13 +240,13 @@ def test_crop_only_zooms_in_and_scale_both_ways() -> None:
 
 @pytest.mark.parametrize("anywhere", [True, False])
 def test_zoomed_views_reach_every_part_of_the_canvas_only_with_crop_anywhere(anywhere: bool) -> None:
-    from featviz_widgets.engine.image.transforms import _affine_map
+    from featviz_widgets.engine.image.transforms import affine_map
 
     cfg = TransformConfig(pad=12, jitter=0, rotate=0, scale=0, crop=0.5, crop_anywhere=anywhere)
     canvas = (224 + 2 * 12) / 224  # the padded canvas's half-width in normalized units
     for zoom_draw, zoom in ((0.0, 1.0), (0.5, 1.25), (1.0, 1.5)):
         for position in (0.0, 0.25, 0.5, 1.0):
-            forward, _, _ = _affine_map([zoom_draw, 0.5, position, position], cfg, 224, 224)
+            forward, _, _ = affine_map([zoom_draw, 0.5, position, position], cfg, 224, 224)
             (half, _, shift_x), (_, _, shift_y) = forward  # no rotation: the view is [shift +/- half]
             assert half == pytest.approx(canvas / zoom) and shift_x == shift_y
             if anywhere:  # the view stays on the canvas and, at the extreme draws, touches its edges
@@ -351,7 +351,7 @@ def test_refused_batch_change_leaves_settings_alone(tiny: FeatvizModel) -> None:
 
 def test_banded_sampling_equals_one_grid_sample() -> None:
     # The CPU speed-up cuts one image's output rows into bands: same values, same gradients.
-    from featviz_widgets.engine.image.transforms import _sample
+    from featviz_widgets.engine.image.transforms import banded_grid_sample
 
     x = torch.rand(1, 3, 20, 30, requires_grad=True)
     theta = torch.tensor([[[0.8, -0.3, 0.1], [0.3, 0.9, -0.2]]])
@@ -361,7 +361,7 @@ def test_banded_sampling_equals_one_grid_sample() -> None:
         weights = torch.rand(1, 3, rows, 16)
         try:
             torch.set_num_threads(4)
-            banded = _sample(x, grid)
+            banded = banded_grid_sample(x, grid)
             (gb,) = torch.autograd.grad((banded * weights).sum(), x)
         finally:
             torch.set_num_threads(threads)
@@ -399,16 +399,16 @@ def test_inverse_map_gradient_is_close_to_the_exact_one(crop: float) -> None:
 
 
 def test_inverse_map_gradient_resizes_and_is_exact_for_whole_pixel_shifts() -> None:
-    from featviz_widgets.engine.image.transforms import _affine_grid, _SampleWithInverseGradient
+    from featviz_widgets.engine.image.transforms import SampleWithInverseGradient, affine_grid
 
     x = torch.rand(1, 3, 16, 20, requires_grad=True)
     weights = torch.rand(1, 3, 16, 20)
     # A shift of 3 px right and 2 px down, in normalized coordinates; its inverse shifts back.
     theta = torch.tensor([[[1.0, 0.0, 2 * 3 / 20], [0.0, 1.0, 2 * 2 / 16]]])
     inverse = torch.tensor([[[1.0, 0.0, -2 * 3 / 20], [0.0, 1.0, -2 * 2 / 16]]])
-    y = _SampleWithInverseGradient.apply(x, _affine_grid(theta, 16, 20), _affine_grid(inverse, 16, 20), torch.ones(1))
+    y = SampleWithInverseGradient.apply(x, affine_grid(theta, 16, 20), affine_grid(inverse, 16, 20), torch.ones(1))
     (fast,) = torch.autograd.grad((y * weights).sum(), x)
-    plain = torch.nn.functional.grid_sample(x - 0.5, _affine_grid(theta, 16, 20), align_corners=False) + 0.5
+    plain = torch.nn.functional.grid_sample(x - 0.5, affine_grid(theta, 16, 20), align_corners=False) + 0.5
     assert torch.allclose(y, plain) and torch.equal(y[..., -3:], torch.full_like(y[..., -3:], 0.5))  # grey border
     (exact,) = torch.autograd.grad((plain * weights).sum(), x)
     assert torch.allclose(fast, exact, atol=1e-5)
@@ -474,12 +474,12 @@ def test_views_are_validated() -> None:
 
 
 def test_affine_grid_matches_torch() -> None:
-    from featviz_widgets.engine.image.transforms import _affine_grid
+    from featviz_widgets.engine.image.transforms import affine_grid
 
     theta = torch.randn(3, 2, 3, generator=torch.Generator().manual_seed(0))
     for oh, ow in ((7, 5), (224, 224), (16, 40)):
         expected = torch.nn.functional.affine_grid(theta, [3, 3, oh, ow], align_corners=False)
-        assert torch.allclose(_affine_grid(theta, oh, ow), expected, atol=1e-6)
+        assert torch.allclose(affine_grid(theta, oh, ow), expected, atol=1e-6)
 
 
 def test_settings_side_is_the_longest_canvas_side() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import struct
+import weakref
 import zlib
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from torch import nn
 
 from featviz_widgets.engine import Channel, Renderer, load_model
 from featviz_widgets.engine.explore import (
+    GALLERY_CACHE_SIZE,
     PerImage,
     StayClose,
     compare_directions,
@@ -25,9 +28,11 @@ from featviz_widgets.engine.explore import (
     top_exemplars,
 )
 from featviz_widgets.engine.image.photos import MAX_PIXELS, PhotoError, load_photo, sample_photo
-from featviz_widgets.engine.models import FeatvizModel
+from featviz_widgets.engine.models import FeatvizModel, wrap_module
 from featviz_widgets.engine.objectives import Context, Direction
 from featviz_widgets.errors import InvalidSettingError
+
+from .conftest import TinyNet
 
 
 def test_compare_renders_channel_and_random_directions_with_identical_settings(tiny: FeatvizModel) -> None:
@@ -82,6 +87,23 @@ def test_gallery_renders_every_channel_and_caches(tiny: FeatvizModel) -> None:
     assert layer_gallery(tiny, "conv2", batch=4, steps=3, size=24) is not sheet  # other settings
 
 
+def test_gallery_cache_keeps_the_latest_few_and_dies_with_its_model() -> None:
+    """The cache is bounded (least recently used out first) and held per model object: a freed
+    model's galleries go with it (a cache keyed on ``id(model)`` kept them, and could hand them
+    to a new model that got the same id)."""
+    torch.manual_seed(0)
+    model = wrap_module(TinyNet(), input_size=32, name="tiny")
+    sheets = [layer_gallery(model, "conv2", channels=[0], steps=1, size=16, seed=s) for s in range(GALLERY_CACHE_SIZE)]
+    assert layer_gallery(model, "conv2", channels=[0], steps=1, size=16, seed=0) is sheets[0]  # now the latest
+    layer_gallery(model, "conv2", channels=[0], steps=1, size=16, seed=GALLERY_CACHE_SIZE)  # one more: seed 1 goes
+    assert layer_gallery(model, "conv2", channels=[0], steps=1, size=16, seed=0) is sheets[0]
+    assert layer_gallery(model, "conv2", channels=[0], steps=1, size=16, seed=1) is not sheets[1]
+    kept, gone = weakref.ref(model), weakref.ref(sheets[0])
+    del model, sheets
+    gc.collect()
+    assert kept() is None and gone() is None
+
+
 def test_deepdream_photo_keeps_size_and_changes_pixels(tiny: FeatvizModel) -> None:
     photo = Image.fromarray((np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8))
     out = deepdream_photo(tiny, photo, "conv2", octaves=2, steps_per_octave=3)
@@ -93,6 +115,13 @@ def test_stay_close_penalty_is_mean_squared_distance() -> None:
     ref = torch.zeros(1, 3, 4, 4)
     img = torch.full((1, 3, 4, 4), 0.5)
     assert StayClose(ref)(Context({}, img)).item() == pytest.approx(0.25)
+    # Compared and hashed by value, like every objective: equal photos are one objective.
+    same, other = StayClose(ref.clone()), StayClose(ref + 0.1)
+    assert StayClose(ref) == same and hash(StayClose(ref)) == hash(same) and StayClose(ref) != other
+    assert len({StayClose(ref), same, other}) == 2
+    given = StayClose(ref)
+    ref += 1  # the objective keeps the photo as it was given
+    assert given == same
 
 
 def test_exemplars_ranked_by_activation() -> None:

@@ -47,7 +47,7 @@ def test_adam_falls_back_to_the_unfused_kernel_where_the_fused_one_is_missing(
             raise NotImplementedError("Could not run 'aten::_fused_adam_' with arguments from the 'CPU' backend")
         return real_step(self, *args, **kwargs)
 
-    optim._fused_kernel_runs.cache_clear()
+    optim.fused_kernel_runs.cache_clear()
     monkeypatch.setattr(torch.optim.Adam, "step", step)
     try:
         p = torch.ones(3, requires_grad=True)
@@ -57,4 +57,4 @@ def test_adam_falls_back_to_the_unfused_kernel_where_the_fused_one_is_missing(
         opt.step()
         assert bool((p.detach() < 1).all())
     finally:
-        optim._fused_kernel_runs.cache_clear()  # the real kernel again for later tests
+        optim.fused_kernel_runs.cache_clear()  # the real kernel again for later tests

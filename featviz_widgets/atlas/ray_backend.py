@@ -162,9 +162,9 @@ def cluster_gpus() -> float:
     return float(_ray().cluster_resources().get("GPU", 0.0))
 
 
-def _slots(cpus_per_task: float, gpus_per_task: float) -> int:
+def _slots(ray: Any, cpus_per_task: float, gpus_per_task: float) -> int:
     """How many tasks the cluster runs at once."""
-    res = _ray().cluster_resources()
+    res = ray.cluster_resources()
     if gpus_per_task > 0:
         return max(1, int(res.get("GPU", 0.0) / gpus_per_task))
     return max(1, int(res.get("CPU", 1.0) / max(cpus_per_task, 1e-9)))
@@ -191,9 +191,9 @@ def _run_remote(model_box: list[Any], photos_box: list[Any], item: WorkItem, set
     return run_item(model, item, settings, photos)
 
 
-@functools.cache
-def _task() -> Any:
-    return _ray().remote(max_retries=MAX_RETRIES, retry_exceptions=True)(_run_remote)
+@functools.lru_cache(maxsize=1)  # one ray module a process; a stand-in replaces it
+def _task(ray: Any) -> Any:
+    return ray.remote(max_retries=MAX_RETRIES, retry_exceptions=True)(_run_remote)
 
 
 def run_ray(
@@ -204,20 +204,22 @@ def run_ray(
     num_gpus: float = 0.0,
     photos: Any = None,
     in_flight: int | None = None,
+    ray: Any = None,
 ) -> Iterator[WorkResult]:
     """Submit the items as tasks, at most ``in_flight`` (default twice the cluster's slots) at
     once in the given order, and yield results as they complete. Leaving the iterator early
     (an error while writing, Ctrl-C) cancels the tasks not finished; the caller has written
-    every result yielded before."""
-    ray = _ray()
+    every result yielded before. ``ray`` is the ray module (imported when None) or a stand-in
+    with its API (put, nodes, cluster_resources, remote, wait, get, cancel)."""
+    ray = _ray() if ray is None else ray
     shipped = model if model.device.type == "cpu" else copy.deepcopy(model).cpu()
     model_box = [ray.put(shipped)]
     photos_box = [ray.put(photos)] if photos is not None else []
     # A task asks for its threads as CPUs, at most what the largest node has (else it would never run).
     largest = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
     cpus = min(float(settings.threads), max(largest, 1.0))
-    task = _task().options(num_cpus=cpus, num_gpus=num_gpus)
-    limit = in_flight if in_flight is not None else 2 * _slots(cpus, num_gpus)
+    task = _task(ray).options(num_cpus=cpus, num_gpus=num_gpus)
+    limit = in_flight if in_flight is not None else 2 * _slots(ray, cpus, num_gpus)
     todo = iter(items)
     pending: list[Any] = []
     try:

@@ -8,17 +8,17 @@
 ``SiteWriter`` writes a layer's pages as soon as the layer is finished, and the index after
 each layer, so the site is usable while a long run grows it. Paths are relative, so the folder
 can be moved or zipped. Tiles not verified done (an unfinished run, a damaged file) show as
-empty cells. Every text from the model, the layers or the photos goes through ``_e``
-(``html.escape(..., quote=True)``); file names are ``plan.slug``s and numbers.
+empty cells. Every text from the model, the layers or the photos goes through
+``markup.escape`` (``html.escape(..., quote=True)``), the package's one escape; file names are ``plan.slug``s and numbers.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
 from ..engine import Channel, ClassLogit
+from ..markup import escape
 from .plan import AtlasSettings, Chunk, slug
 from .store import AtlasStore, write_text
 
@@ -36,15 +36,11 @@ table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: lef
 """
 
 
-def _e(x: object) -> str:
-    return html.escape(str(x), quote=True)
-
-
 def _page(title: str, body: str, depth: int) -> str:
     up = "../" * depth
     return (
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_e(title)}</title><link rel='stylesheet' href='{up}atlas.css'></head>\n"
+        f"<title>{escape(title)}</title><link rel='stylesheet' href='{up}atlas.css'></head>\n"
         f"<body>\n{body}\n</body></html>\n"
     )
 
@@ -112,7 +108,7 @@ class SiteWriter:
     def write_index(self) -> None:
         m = self.manifest
         settings_rows = "".join(
-            f"<tr><th>{_e(k)}</th><td>{_e(json.dumps(v))}</td></tr>" for k, v in sorted(m["settings"].items())
+            f"<tr><th>{escape(k)}</th><td>{escape(json.dumps(v))}</td></tr>" for k, v in sorted(m["settings"].items())
         )
         rows = []
         for layer in m["layers"]:
@@ -121,11 +117,11 @@ class SiteWriter:
             if layer.get("of", layer["units"]) != layer["units"]:
                 units = f"{layer['units']} of {layer['of']} {kind}"
             state = "" if layer["name"] in self.finished else " (in progress)"
-            link = f"<a class='layer' href='layers/{slug(layer['name'])}.html'>{_e(layer['name'])}</a>{state}"
-            rows.append(f"<tr><td>{link}</td><td>{_e(units)}</td><td>{self._done_units(layer)} rendered</td></tr>")
+            link = f"<a class='layer' href='layers/{slug(layer['name'])}.html'>{escape(layer['name'])}</a>{state}"
+            rows.append(f"<tr><td>{link}</td><td>{escape(units)}</td><td>{self._done_units(layer)} rendered</td></tr>")
         body = (
-            f"<h1>Atlas of {_e(m['model'])}</h1>\n"
-            f"<p>Every unit of {len(m['layers'])} layer{'s' if len(m['layers']) != 1 else ''}; key <code>{_e(self.key)}</code>. "
+            f"<h1>Atlas of {escape(m['model'])}</h1>\n"
+            f"<p>Every unit of {len(m['layers'])} layer{'s' if len(m['layers']) != 1 else ''}; key <code>{escape(self.key)}</code>. "
             f"{len(self.finished)} of {len(m['layers'])} layers finished.</p>\n"
             f"<table id='layers'><tr><th>layer</th><th>units</th><th>tiles</th></tr>{''.join(rows)}</table>\n"
             f"<h2>Settings</h2><table id='settings'>{settings_rows}</table>"
@@ -145,15 +141,15 @@ class SiteWriter:
             done = store.is_done(key, chunk)
             for unit in chunk.units:
                 if done and finished:
-                    img = f"<img src='../tiles/{key}/{s}/{unit}.png' alt='{_e(name)}:{unit}' loading='lazy'>"
+                    img = f"<img src='../tiles/{key}/{s}/{unit}.png' alt='{escape(name)}:{unit}' loading='lazy'>"
                     cells.append(f"<a class='tile' href='../units/{s}/{unit}.html'>{img}<span>{unit}</span></a>")
                 elif done:
-                    img = f"<img src='../tiles/{key}/{s}/{unit}.png' alt='{_e(name)}:{unit}' loading='lazy'>"
+                    img = f"<img src='../tiles/{key}/{s}/{unit}.png' alt='{escape(name)}:{unit}' loading='lazy'>"
                     cells.append(f"<div class='tile'>{img}<span>{unit}</span></div>")
                 else:
                     cells.append(f"<div class='tile'><div class='missing'></div><span>{unit}</span></div>")
         body = (
-            f"<p><a href='../index.html'>atlas</a> / {_e(name)}</p>\n<h1>{_e(name)}</h1>\n"
+            f"<p><a href='../index.html'>atlas</a> / {escape(name)}</p>\n<h1>{escape(name)}</h1>\n"
             f"<div class='grid'>{''.join(cells)}</div>"
         )
         write_text(store.root / "layers" / f"{s}.html", _page(f"{name} - {model}", body, 1), durable=False)
@@ -176,8 +172,8 @@ class SiteWriter:
         m, key = self.manifest, self.key
         name, s, kind = layer["name"], slug(layer["name"]), layer["kind"]
         parts = [
-            f"<p><a href='../../index.html'>atlas</a> / <a href='../../layers/{s}.html'>{_e(name)}</a> / {unit}</p>",
-            f"<h1>{_e(name)} {'class' if kind == 'class' else 'channel'} {unit}</h1>",
+            f"<p><a href='../../index.html'>atlas</a> / <a href='../../layers/{s}.html'>{escape(name)}</a> / {unit}</p>",
+            f"<h1>{escape(name)} {'class' if kind == 'class' else 'channel'} {unit}</h1>",
         ]
         nav = []
         if unit > 0:
@@ -186,19 +182,19 @@ class SiteWriter:
             nav.append(f"<a rel='next' href='{unit + 1}.html'>{unit + 1} &rarr;</a>")
         parts.append(f"<p>{' | '.join(nav)}</p>")
         if record is not None:
-            parts.append(f"<img class='main' src='../../tiles/{key}/{s}/{unit}.png' alt='{_e(name)}:{unit}'>")
-            parts.append(f"<p>objective value {_e(format(float(record['values'][unit - chunk.start]), '.4g'))}</p>")
+            parts.append(f"<img class='main' src='../../tiles/{key}/{s}/{unit}.png' alt='{escape(name)}:{unit}'>")
+            parts.append(f"<p>objective value {escape(format(float(record['values'][unit - chunk.start]), '.4g'))}</p>")
         else:
             parts.append("<p class='missing'>Not rendered yet: run the same command again to finish.</p>")
         objective = repr(ClassLogit(unit, layer=name) if kind == "class" else Channel(name, unit))
-        parts.append(f"<h2>Settings</h2><pre class='settings'>objective: {_e(objective)}\n")
-        parts.append(_e(json.dumps(m["settings"], indent=1, sort_keys=True)) + "</pre>")
-        parts.append(f"<h2>Code</h2><pre class='code'>{_e(reproduce_code(m, chunk, unit))}</pre>")
+        parts.append(f"<h2>Settings</h2><pre class='settings'>objective: {escape(objective)}\n")
+        parts.append(escape(json.dumps(m["settings"], indent=1, sort_keys=True)) + "</pre>")
+        parts.append(f"<h2>Code</h2><pre class='code'>{escape(reproduce_code(m, chunk, unit))}</pre>")
         if exemplars is not None and record is not None and self.ex_key:
             items = exemplars["units"][unit]
             figs = "".join(
-                f"<figure><img src='../../exemplars/{self.ex_key}/{s}/{_e(it['file'])}' alt='{_e(it['source'])}'>"
-                f"<figcaption>{_e(it['source'])} {_e(format(float(it['score']), '.3g'))}</figcaption></figure>"
+                f"<figure><img src='../../exemplars/{self.ex_key}/{s}/{escape(it['file'])}' alt='{escape(it['source'])}'>"
+                f"<figcaption>{escape(it['source'])} {escape(format(float(it['score']), '.3g'))}</figcaption></figure>"
                 for it in items
             )
             parts.append(f"<h2>Top natural exemplars</h2><div class='exemplars'>{figs}</div>")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..engine import FeatvizModel, Renderer
-from ..engine.core.renderer import to_uint8
+from ..engine.core import to_uint8
 from .exemplars import ExemplarJob, ExemplarResult, Photos, layer_exemplars
 from .plan import AtlasSettings, Chunk
 

@@ -1,11 +1,13 @@
 """The engine: pure torch feature visualization. Imports nothing from the widget layers."""
 
-from .core.renderer import Renderer, RenderResult, StepInfo, render
+from .core.headless import RenderResult, render
+from .core.renderer import Renderer, StepInfo
 from .core.runtime import tune
 from .core.settings import RenderSettings
 from .explore.bases import compare_bases
 from .explore.direction_views import directions_from_photos, directions_gallery
-from .explore.directions import find_directions, load_directions, neuron_groups
+from .explore.directions import find_directions, load_directions
+from .explore.groups import neuron_groups
 from .explore.sanity import SanityReadout, sanity_readout
 from .image.maco import maco_recipe, spectrum_from_photos, transparency_overlay
 from .image.param import ImageParam

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .align import LAYERS, MAX_PHOTOS, Reference, align_layers, channel_values, has_positions, reference_activations
+from .headless import RenderResult, render
 from .memory import (
     ACTIVATION_FACTOR,
     FIXED_BYTES,
@@ -13,8 +14,9 @@ from .memory import (
     step_bytes,
 )
 from .optim import adam
+from .pictures import image_batch, resized, to_pil, to_uint8
 from .redirect import redirected
-from .renderer import Renderer, RenderResult, StepInfo, render, to_pil, to_uint8
+from .renderer import Renderer, StepInfo
 from .runtime import MMAP_THRESHOLD, OPT_OUT, TOP_PAD, TRIM_THRESHOLD, is_tuned, release_idle_openmp_threads, tune
 from .settings import MAX_LR, MAX_WEIGHT, RenderSettings, check_int
 from .timelapse import HOLD_LAST_MS, MAX_BYTES, MIN_GIF_FRAMES, Timelapse, TimelapseError, encode_gif
@@ -50,11 +52,13 @@ __all__ = [
     "check_int",
     "encode_gif",
     "has_positions",
+    "image_batch",
     "is_tuned",
     "redirected",
     "reference_activations",
     "release_idle_openmp_threads",
     "render",
+    "resized",
     "step_bytes",
     "to_pil",
     "to_uint8",

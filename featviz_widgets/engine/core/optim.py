@@ -2,8 +2,8 @@
 the parameters' device (CUDA; CPU from torch 2.4).
 
 A hand-written Adam calling ``torch._fused_adam_`` directly used to skip torch.optim's per-step
-bookkeeping; measured side by side it saved 17 µs of a 25 ms step (0.07%, within the noise;
-docs/decisions.md), so the plain optimizer is used. The fused kernel stays because the pictures
+bookkeeping; measured side by side the saving was within the noise, so the plain optimizer is
+used (see docs/decisions.md, "The optimizer: torch.optim's Adam again"). The fused kernel stays because the pictures
 depend on it: its rounding differs from the unfused one in the last bits, and Adam magnifies such
 differences within a few steps.
 """
@@ -20,13 +20,15 @@ def adam(params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float]) 
     """Adam on the image parameters, fused where the kernel runs on their device."""
     params = list(params)
     devices = {p.device for p in params}
-    fused = len(devices) == 1 and _fused_kernel_runs(next(iter(devices)))
+    fused = len(devices) == 1 and fused_kernel_runs(next(iter(devices)))
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
 
 
 @functools.cache
-def _fused_kernel_runs(device: torch.device) -> bool:
-    # One step on a one-element tensor: older torch releases (and MPS, XPU...) lack the kernel.
+def fused_kernel_runs(device: torch.device) -> bool:
+    """Whether torch.optim's fused Adam kernel runs on ``device``, tried once per device (one step
+    on a one-element tensor: older torch releases, MPS, XPU... lack it); ``cache_clear()`` tries
+    again."""
     if device.type not in ("cpu", "cuda"):
         return False
     p = torch.zeros(1, device=device, requires_grad=True)
@@ -36,3 +38,6 @@ def _fused_kernel_runs(device: torch.device) -> bool:
     except (RuntimeError, NotImplementedError, TypeError):
         return False
     return bool(torch.isfinite(p).all())
+
+
+__all__ = ["adam", "fused_kernel_runs"]

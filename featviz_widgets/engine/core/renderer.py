@@ -1,4 +1,5 @@
-"""The optimization loop: a stateful ``Renderer`` (one step at a time) and ``render()``.
+"""The optimization loop: a stateful ``Renderer``, one step at a time (``render()``, the one call
+that runs it to the end, is in headless.py; the tensor <-> picture conversions in pictures.py).
 
 ``Renderer.step()`` runs one Adam step on the image parameters: image -> random transforms ->
 truncated forward -> objective minus penalties -> backward into the image only. Learning rate,
@@ -11,20 +12,15 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ...errors import InvalidSettingError
 from ..image.param import ImageParam
-from ..image.photos import pil_to_tensor
 from ..image.transforms import random_affine
 from ..layers.access import capture, layers_by_name
 from ..layers.input_size import fed_size
@@ -33,8 +29,8 @@ from ..objectives import L1, BlurPenalty, Context, Objective, TotalVariation, as
 from .align import Reference, align_layers, reference_activations
 from .memory import check_fits
 from .optim import adam
+from .pictures import image_batch, resized, to_pil, to_uint8
 from .redirect import redirected
-from .runtime import tune
 from .settings import RenderSettings, check_int
 
 _PENALTIES = {"l1": L1(), "tv": TotalVariation(), "blur": BlurPenalty()}
@@ -51,33 +47,6 @@ class StepInfo:
     loss: float
     seconds: float
     warning: str | None = None
-
-
-@dataclass
-class RenderResult:
-    """The output of ``render()``: the image(s), the settings that made them, the history."""
-
-    images: list[Image.Image]
-    settings: dict[str, Any]
-    history: list[float] = field(default_factory=list)
-    interrupted: bool = False
-    # MaCo's transparency map: the absolute gradient of the loss w.r.t. the image, summed over
-    # the steps, (N, 3, H, W) >= 0 on the CPU (``Renderer.transparency``).
-    transparency: torch.Tensor | None = None
-
-    @property
-    def image(self) -> Image.Image:
-        return self.images[0]
-
-
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """(N, 3, H, W) in [0, 1] -> list of RGB PIL images."""
-    return [Image.fromarray(np.ascontiguousarray(a), "RGB") for a in to_uint8(images)]
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [0, 1] -> (N, H, W, 3) uint8 array on the CPU."""
-    return (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class Renderer:
@@ -105,7 +74,7 @@ class Renderer:
         self.objective = self._checked(as_objective(objective), self.settings.batch)
         check_fits(self.model, self.settings, self.objective.layers)  # refused before anything is allocated
         self._layers = layers_by_name(self.model)
-        self._init_image = _image_tensor(init_image) if init_image is not None else None
+        self._init_image = image_batch(init_image) if init_image is not None else None
         self._bounds: tuple[torch.Tensor, torch.Tensor] | None = None
         self._sized_bounds: tuple[torch.Tensor, torch.Tensor] | None = None
         self._transparency: torch.Tensor | None = None
@@ -205,7 +174,7 @@ class Renderer:
 
     def set_init_image(self, image: torch.Tensor | Image.Image | None) -> None:
         """Start image for resets from now on (None: noise). Call ``reset()`` to use it."""
-        self._init_image = _image_tensor(image) if image is not None else None
+        self._init_image = image_batch(image) if image is not None else None
 
     def set_bounds(self, low: torch.Tensor | None, high: torch.Tensor | None = None) -> None:
         """Keep every pixel within [low, high] from now on (projected steps, as feature
@@ -216,7 +185,7 @@ class Renderer:
             return
         if high is None:
             raise InvalidSettingError("set_bounds needs both low and high (or None to lift the bounds).")
-        lo, hi = _image_tensor(low).float(), _image_tensor(high).float()
+        lo, hi = image_batch(low).float(), image_batch(high).float()
         if lo.shape != hi.shape or lo.shape[0] not in (1, self.settings.batch):
             raise InvalidSettingError(
                 f"Bounds must be two tensors of one shape, (1 or {self.settings.batch}, 3, H, W); "
@@ -232,7 +201,7 @@ class Renderer:
             return
         size = (self.param.height, self.param.width)
         if self._sized_bounds is None or self._sized_bounds[0].shape[-2:] != size:
-            lo, hi = (_resized(b, size).to(self.device) for b in self._bounds)
+            lo, hi = (resized(b, size).to(self.device) for b in self._bounds)
             self._sized_bounds = (lo, hi)
         self.param.project(*self._sized_bounds)
 
@@ -395,112 +364,10 @@ def _parameters_finite(param: ImageParam) -> bool:
 
 def _adam(param: ImageParam, lr: float) -> torch.optim.Adam:
     # beta1 = 0.5 (not 0.9): less momentum lets the image follow the random transforms, which
-    # change every step. Over 30 classes and three seeds (benchmarks/quality.py's judge),
-    # 23.7/30 class renders were recognized by another network after 32 steps, 21.3/30 with 0.9.
+    # change every step; another network recognizes more class renders after 32 steps (see
+    # docs/decisions.md, "Quality: what moved the numbers, and what did not").
     return adam(param.parameters(), lr, betas=(0.5, 0.999))
 
 
-def _resized(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if image.shape[-2:] == size:
-        return image
-    return F.interpolate(image, size, mode="bilinear", align_corners=False, antialias=True)
-
-
-def _image_tensor(image: torch.Tensor | Image.Image) -> torch.Tensor:
-    if isinstance(image, Image.Image):
-        return pil_to_tensor(image)
-    if not isinstance(image, torch.Tensor) or image.dim() not in (3, 4) or image.shape[-3] != 3:
-        raise InvalidSettingError("init_image must be a PIL image or a 3xHxW / Nx3xHxW tensor in [0, 1].")
-    return image if image.dim() == 4 else image[None]
-
-
-def render(
-    model: FeatvizModel | str | None = None,
-    objective: Objective | str = "blocks.8:5",
-    *,
-    steps: int = 256,
-    size: int | tuple[int, int] = 224,
-    seed: int = 0,
-    progress: bool = True,
-    init_image: torch.Tensor | Image.Image | None = None,
-    callback: Callable[[Renderer, StepInfo], None] | None = None,
-    threads: int | None = None,
-    tuned: bool = False,
-    **settings: Any,
-) -> RenderResult:
-    """Optimize an image for ``objective`` and return it with the settings that made it.
-
-    ``objective`` may be a string such as ``"blocks.8:5"`` (channel 5 of blocks.8) or
-    ``"logits:309"`` (class 309). Other keywords are :class:`RenderSettings` fields (``lr``,
-    ``l1``, ``tv``, ``blur``, ``transform_strength``, ``batch``, ``param``, ``align``...; MaCo's
-    own recipe: ``**maco_recipe()``). Ctrl-C returns
-    the image as it is, with ``interrupted=True``. ``threads`` sets the CPU threads for this
-    render only: a convolution's rounding depends on how many threads share it, and Adam
-    magnifies such last-bit differences within a few steps, so reproducing an image exactly
-    takes the thread count that made it (the live widget's ``code()`` passes it). ``tuned=True``
-    first tunes this process's malloc for fast CPU steps (``runtime.tune()``: process-wide and
-    permanent, so off unless asked; the pixels are the same either way).
-    """
-    steps = check_int("steps", steps, 1, 10_000_000)
-    threads = check_int("threads", threads, 1, 4096) if threads is not None else None
-    if tuned:
-        tune()
-    renderer = Renderer(model, objective, size=size, seed=seed, init_image=init_image, callback=callback, **settings)
-    interrupted = False
-    bar = _progress(steps, progress)
-    try:
-        with _cpu_threads(threads):
-            while renderer.step_count < steps:
-                try:
-                    info = renderer.step()
-                except torch.OutOfMemoryError:
-                    _shrink_after_oom(renderer)
-                    continue
-                if bar is not None:
-                    bar.set_postfix(objective=f"{info.objective:.3g}", refresh=False)
-                    bar.update()
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if bar is not None:
-            bar.close()
-    record = renderer.record()
-    transparency = renderer.transparency().cpu()
-    return RenderResult(renderer.pil_images(), record, list(renderer.history), interrupted, transparency)
-
-
-@contextmanager
-def _cpu_threads(threads: int | None) -> Iterator[None]:
-    """Run the body with ``threads`` intra-op threads (None: as they are), then restore them."""
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _shrink_after_oom(renderer: Renderer) -> None:
-    """Out of device memory in a headless render: halve the size (keeping the picture) and warn."""
-    side = renderer.halve_size(minimum=16)
-    if side is None:
-        raise InvalidSettingError(
-            f"Out of {renderer.device.type} memory even at {renderer.settings.side} px; "
-            "free memory or pass device='cpu' to load_model."
-        )
-    warnings.warn(
-        f"Out of {renderer.device.type} memory at {side} px: continuing at {side // 2} px.",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="render", leave=False)
+# to_uint8 is also reached here, as before the split (runner/live.py).
+__all__ = ["Renderer", "StepInfo", "to_pil", "to_uint8"]

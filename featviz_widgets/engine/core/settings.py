@@ -64,9 +64,9 @@ class RenderSettings:
     input_size: int | None = None  # side fed to the model (None: the canvas size)
     shared: bool = False  # add one component shared by the whole batch (aligned interpolations)
     # Randomly transformed copies of each image per step, their objectives averaged: steadier
-    # steps for about views x the cost. views=2 (benchmarks/quality.py) took class renders
-    # recognized after 64 steps from 14/15 and 12/15 to 14/15 and 14/15 on its two class sets
-    # at 1.7x the step time; worth it where a batch is nearly free, as on a GPU.
+    # steps for about views x the cost. views=2 gets more class renders recognized, but not
+    # enough on a CPU to pay for its longer steps; worth it where a batch is nearly free, as on
+    # a GPU (see docs/decisions.md, "Quality: what moved the numbers, and what did not").
     views: int = 1
     # Steps (from a start or an objective change) with Lucid's redirected ReLU gradient
     # (redirect.py), so channels inactive on the starting image still move it; 0 turns it off.

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ...errors import FeatvizError, InvalidSettingError
+from ..image.layout import grid
 from .settings import check_int
 
 MAX_BYTES = 1_000_000  # the GIF's default size bound
@@ -136,9 +137,7 @@ def encode_gif(frames: list[np.ndarray], fps: float, size: tuple[int, int]) -> b
     ``HOLD_LAST_MS``."""
     images = [_resized(Image.fromarray(f, "RGB"), size) for f in frames]
     sample = _spread(images, 16)
-    montage = Image.new("RGB", (size[0], size[1] * len(sample)))
-    for i, img in enumerate(sample):
-        montage.paste(img, (0, i * size[1]))
+    montage = Image.fromarray(grid(sample, 1, 0))
     palette = montage.quantize(256, method=Image.Quantize.MEDIANCUT)
     indexed = [img.quantize(palette=palette, dither=Image.Dither.NONE) for img in images]
     frame_ms = round(1000 / fps)

@@ -2,63 +2,41 @@
 
 from __future__ import annotations
 
-from .bases import (
-    DEFAULT_METHODS,
-    LEARNED,
-    MEASURES,
-    BasesTable,
-    Comparison,
-    Row,
-    answer,
-    chance_coherence,
-    coherence,
-    compare_bases,
-    judge_layer,
-    selectivity,
-    top_per_source,
-    two_afc,
+from .bases import DEFAULT_METHODS, LEARNED, BasesTable, Comparison, Row, answer, compare_bases, judge_layer
+from .collect import (
+    SKIMAGE_PROBES,
+    Collection,
+    DirectionsError,
+    ImagesArg,
+    Reservoir,
+    collect,
+    crop_boxes,
+    embed,
+    iter_images,
+    probe_images,
 )
 from .direction_views import DirectionSheet, directions_from_photos, directions_gallery, grid, groups_sheet
 from .directions import (
     METHODS,
     NEGATIVE,
-    SKIMAGE_PROBES,
     ClippedActivationsWarning,
-    Collection,
-    DirectionsError,
-    ImagesArg,
     MissingExtraError,
-    NeuronGroups,
-    collect,
-    crop_boxes,
-    embed,
     find_directions,
     fit_directions,
-    iter_images,
     load_directions,
-    neuron_groups,
-    probe_images,
+    load_sklearn,
 )
+from .exemplars import Exemplar, photo_crops, top_exemplars
+from .groups import NeuronGroups, neuron_groups
+from .measures import MEASURES, chance_coherence, coherence, selectivity, top_per_source, two_afc
+from .photo_dream import StayClose, deepdream_photo
 from .sanity import SanityReadout, earlier_layers, sanity_readout
-from .studies import (
-    Exemplar,
-    PerImage,
-    Progress,
-    Sheet,
-    StayClose,
-    compare_directions,
-    deepdream_photo,
-    direction_from_photos,
-    interpolate,
-    layer_gallery,
-    objective_value,
-    photo_crops,
-    run_steps,
-    top_exemplars,
-)
+from .sheets import PerImage, Progress, Sheet, run_steps
+from .studies import GALLERY_CACHE_SIZE, compare_directions, direction_from_photos, interpolate, layer_gallery
 
 __all__ = [
     "DEFAULT_METHODS",
+    "GALLERY_CACHE_SIZE",
     "LEARNED",
     "MEASURES",
     "METHODS",
@@ -76,6 +54,7 @@ __all__ = [
     "NeuronGroups",
     "PerImage",
     "Progress",
+    "Reservoir",
     "Row",
     "SanityReadout",
     "Sheet",
@@ -102,8 +81,8 @@ __all__ = [
     "judge_layer",
     "layer_gallery",
     "load_directions",
+    "load_sklearn",
     "neuron_groups",
-    "objective_value",
     "photo_crops",
     "probe_images",
     "run_steps",

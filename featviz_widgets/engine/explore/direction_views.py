@@ -11,15 +11,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..core.renderer import Renderer
 from ..core.settings import check_int
+from ..image.layout import caption
+from ..image.layout import grid as lay_out
 from ..layers.access import layer_info
 from ..models.loaders import FeatvizModel, ensure_model
 from ..objectives import Direction
-from .directions import ImagesArg, NeuronGroups, collect, fit_directions, load_directions
-from .studies import PerImage, Progress, Sheet, run_steps
+from .collect import ImagesArg, collect
+from .directions import fit_directions, load_directions
+from .groups import NeuronGroups
+from .measures import selectivity
+from .sheets import PerImage, Progress, Sheet, run_steps
 
 
 @dataclass
@@ -98,8 +103,6 @@ def directions_from_photos(
     """The widget's "Directions from photos": ``k`` directions of ``layer`` found by ``method``
     from ``images`` (a folder; None for the probe photos), rendered in one gallery, each labelled
     with its selectivity (excess kurtosis over the photos' crops, see docs/directions.md)."""
-    from .bases import selectivity
-
     model = ensure_model(model)
     channels = layer_info(model, layer).channels
     got = collect(model, [layer], images, seed=seed)
@@ -131,14 +134,14 @@ def grid(sheet: Sheet, gap: int = 4, label_width: int = 64) -> Image.Image:
     rows: dict[str, list[Image.Image]] = {}
     for img, label in zip(sheet.images, sheet.labels, strict=True):
         rows.setdefault(label.split(" #")[0], []).append(img)
-    w, h = sheet.images[0].size
+    h = sheet.images[0].height
     cols = max(len(v) for v in rows.values())
-    out = Image.new("RGB", (label_width + cols * (w + gap), len(rows) * (h + gap) - gap), "white")
-    draw = ImageDraw.Draw(out)
-    for r, (name, imgs) in enumerate(rows.items()):
-        draw.text((4, r * (h + gap) + h // 2 - 6), name, fill="black")
-        for c, img in enumerate(imgs):
-            out.paste(img, (label_width + c * (w + gap), r * (h + gap)))
+    cells = [row[c] if c < len(row) else None for row in rows.values() for c in range(cols)]
+    out = Image.fromarray(lay_out(cells, cols, gap, pad=(label_width, 0, gap, 0)))
+    for r, name in enumerate(rows):
+        strip = Image.new("RGB", (label_width, h), "white")  # the name ends where the tiles begin
+        caption(strip, (4, h // 2 - 6), [name])
+        out.paste(strip, (0, r * (h + gap)))
     return out
 
 
@@ -166,13 +169,8 @@ def groups_sheet(
         cancel=cancel,
         **settings,
     )
-    tiles = []
-    for viz, overlay in zip(sheet.images, groups.overlays(size), strict=True):
-        tile = Image.new("RGB", (size, size + overlay.height + 2), "white")
-        tile.paste(viz, (0, 0))
-        tile.paste(overlay, (0, size + 2))
-        tiles.append(tile)
-    sheet.images = tiles
+    pairs = zip(sheet.images, groups.overlays(size), strict=True)
+    sheet.images = [Image.fromarray(lay_out([viz, overlay], 1, 2)) for viz, overlay in pairs]
     return sheet
 
 

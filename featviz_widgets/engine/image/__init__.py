@@ -1,4 +1,5 @@
-"""The image: its parameterizations, the random transforms, photos, stay-close bounds."""
+"""The image: its parameterizations, the random transforms, photos, stay-close bounds, and the
+one grid maker and captioning helper for pictures shown together."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .accentuation import (
     stay_close_radius,
 )
 from .colour import COLOR_MATRIX
+from .layout import caption, grid, grid_columns, grid_index
 from .maco import (
     SPECTRUM_FILE,
     SPECTRUM_SIDE,
@@ -67,10 +69,14 @@ __all__ = [
     "PhotoError",
     "PixelBasis",
     "TransformConfig",
+    "caption",
     "check_param",
     "check_size",
     "check_stay_close",
     "fourier_scale",
+    "grid",
+    "grid_columns",
+    "grid_index",
     "iter_photos",
     "load_photo",
     "maco_recipe",

@@ -3,18 +3,17 @@
 ``stay_close`` is a number in [0, 1]. 0 is plain DeepDream (no bound); above 0 every pixel is
 kept within ``radius`` of the photo's, a box (L-inf ball) around it that each projected step
 clamps back into, the PGD projection faccent offers. The radius falls geometrically from
-``RADIUS_AT_ZERO`` (48 grey levels, under the 63 or more that the farthest 1% of pixels move in
-plain DeepDream at the Photo tab's defaults: just above 0 only those are held back) to
-``RADIUS_AT_ONE`` (6 grey levels: the photo barely changed and keeps its class, the feature
-visible up close), so a linear slider on ``stay_close`` moves the distance from the photo
-steadily over its whole range.
+``RADIUS_AT_ZERO`` (just under how far the farthest pixels move in plain DeepDream at the Photo
+tab's defaults: just above 0 only those are held back) to ``RADIUS_AT_ONE`` (the photo barely
+changed and keeps its class, the feature visible up close), so a linear slider on
+``stay_close`` moves the distance from the photo steadily over its whole range.
 
 Why not a penalty: the old ``objective - weight * MSE(image, photo)`` could not be balanced.
-The MSE's gradient per pixel is 2 (x - photo) / (3 H W): on chelsea at 320 px, 5e-7 for a typical
-difference of 0.07 (18 grey levels), 1e-4 at weight 200, while DeepDream's on blocks.8 is 8e-3
-and channel 5's 6e-3, 60 to 80 times stronger; so weights up to 200 changed nothing, and a weight
-that did bite would depend on the photo's size, the layer and the objective. A bound in grey
-levels means the same on every photo, layer and objective (docs/accentuation.md).
+The MSE's gradient per pixel is 2 (x - photo) / (3 H W), tens of times weaker than the
+objective's at any usable weight, and a weight that did bite would depend on the photo's size,
+the layer and the objective. A bound in grey levels means the same on every photo, layer and
+objective. The measurements: docs/accentuation.md, "Why the old penalty did nothing" and "The
+design".
 """
 
 from __future__ import annotations

@@ -96,7 +96,8 @@ class FourierBasis(nn.Module):
         self.size = (height, width)
         # The 1/MAGIC factor is folded into the scale: one multiplication fewer per step. Stored
         # once per real pair, (h, w//2 + 1, 2) contiguous: broadcasting a trailing size-1 axis
-        # over the pairs takes PyTorch's slow strided path (7x the plain multiply on CPU).
+        # over the pairs takes PyTorch's slow strided path (see docs/decisions.md, "Speed: what
+        # was kept").
         scale = fourier_scale(height, width, decay) / self.MAGIC
         self.register_buffer("scale", scale[..., None].expand(*scale.shape, 2).contiguous())
         spectrum = torch.randn((batch, 3, height, width // 2 + 1, 2), generator=generator) * sd

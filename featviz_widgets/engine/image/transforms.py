@@ -122,20 +122,20 @@ def _affine(
     # Four numbers per image: Python floats cost a tenth of the dozens of tiny tensor ops (with a
     # generator on a GPU, reading them back waits for the device: the Renderer's is on the CPU).
     device = generator.device if generator is not None else x.device
-    maps = [_affine_map(u, config, h, w) for u in torch.rand((n, 4), generator=generator, device=device).tolist()]
+    maps = [affine_map(u, config, h, w) for u in torch.rand((n, 4), generator=generator, device=device).tolist()]
     theta = torch.tensor([forward for forward, _, _ in maps], dtype=x.dtype, device=x.device)
-    grid = _affine_grid(theta, oh, ow)
+    grid = affine_grid(theta, oh, ow)
     # Sampling (x - 0.5) with zero padding and adding 0.5 back gives a grey border.
     if config.exact_gradient:
-        return _sample(x - 0.5, grid) + 0.5
+        return banded_grid_sample(x - 0.5, grid) + 0.5
     inverse = torch.tensor([inverse for _, inverse, _ in maps], dtype=x.dtype, device=x.device)
     # Output pixels per input pixel: the gradient an input pixel collects is its density times
     # the gradient at its inverse-mapped position.
     density = torch.tensor([oh * ow / (h * w * det) for _, _, det in maps], dtype=x.dtype, device=x.device)
-    return _SampleWithInverseGradient.apply(x, grid, _affine_grid(inverse, h, w), density)
+    return SampleWithInverseGradient.apply(x, grid, affine_grid(inverse, h, w), density)
 
 
-def _affine_map(
+def affine_map(
     draws: list[float], config: TransformConfig, h: int, w: int
 ) -> tuple[list[list[float]], list[list[float]], float]:
     """One image's map from four uniform [0, 1) draws: the (2, 3) matrix taking normalized
@@ -167,22 +167,22 @@ def _affine_map(
     return forward, inverse, det
 
 
-class _SampleWithInverseGradient(torch.autograd.Function):
+class SampleWithInverseGradient(torch.autograd.Function):
     """Bilinear sampling with a grey (0.5) border, whose backward samples the gradient through
     the inverse map."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, grid: torch.Tensor, inverse_grid: torch.Tensor, density: torch.Tensor):
         ctx.save_for_backward(inverse_grid, density)
-        return _sample(x - 0.5, grid).add_(0.5)
+        return banded_grid_sample(x - 0.5, grid).add_(0.5)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         inverse_grid, density = ctx.saved_tensors
-        return _sample(grad, inverse_grid) * density[:, None, None, None], None, None, None
+        return banded_grid_sample(grad, inverse_grid) * density[:, None, None, None], None, None, None
 
 
-def _affine_grid(theta: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
+def affine_grid(theta: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
     """``F.affine_grid(theta, (n, c, oh, ow), align_corners=False)`` as two broadcast sums:
     the same values at a fraction of the cost (it builds a (n, h*w, 3) base grid and a bmm)."""
     xs = (torch.arange(ow, device=theta.device, dtype=theta.dtype) * 2 + 1) / ow - 1
@@ -192,7 +192,7 @@ def _affine_grid(theta: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
     return grid.permute(0, 2, 3, 1).contiguous()
 
 
-def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+def banded_grid_sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """``grid_sample``, made to use every CPU thread for a single image.
 
     PyTorch's CPU kernel (and its backward, the costlier half) parallelizes over the batch only,
@@ -216,3 +216,13 @@ def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         align_corners=False,
     )
     return out.transpose(0, 1).reshape(1, c, rows * bands, ow)[:, :, :oh]
+
+
+__all__ = [
+    "SampleWithInverseGradient",
+    "TransformConfig",
+    "affine_grid",
+    "affine_map",
+    "banded_grid_sample",
+    "random_affine",
+]

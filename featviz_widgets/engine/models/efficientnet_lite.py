@@ -77,11 +77,11 @@ class SamePadConv2d(nn.Conv2d):
     """Conv2d with TensorFlow's "SAME" padding: asymmetric (one more at the bottom/right) on stride 2
     with an even input side.
 
-    Instead of copying the input into a padded tensor (``F.pad``, and its backward, were 10% of a
-    step at ``blocks.2`` on CPU), an asymmetric side gets one more padding row on the top/left,
-    and the kernel one leading row of zeros, so it skips that row: the built-in symmetric padding
-    then gives exactly TF's result (bitwise equal on CPU, tested) for a few extra multiply-adds by
-    zero on 4 small convolutions."""
+    Instead of copying the input into a padded tensor (``F.pad`` and its backward, a visible share
+    of a step; see docs/decisions.md, "Speed: what was kept"), an asymmetric side gets one more
+    padding row on the top/left, and the kernel one leading row of zeros, so it skips that row:
+    the built-in symmetric padding then gives exactly TF's result (bitwise equal on CPU, tested)
+    for a few extra multiply-adds by zero on 4 small convolutions."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
         # Stride 1 with an odd kernel is symmetric, so the fast built-in padding is exact.
@@ -238,7 +238,7 @@ def fold_batchnorm(net: nn.Module) -> int:
     """Fold every eval-mode BatchNorm that follows a convolution inside a ``ConvBNAct`` into the
     convolution's weights and bias, and replace it by Identity. The network computes the same
     function (to float rounding) with one op less per layer, forward and backward, which makes
-    each optimization step 1.3-2x faster on the CPU. The ``.bn`` sub-layers keep their names and
+    each optimization step faster on the CPU (see docs/decisions.md, "Speed: what was kept"). The ``.bn`` sub-layers keep their names and
     outputs; the ``.conv`` sub-layers then output the normalized values. Returns how many were
     folded."""
     folded = 0
