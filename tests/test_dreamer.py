@@ -294,8 +294,9 @@ def test_loop_pauses_itself_when_its_views_are_gone(tiny: FeatvizModel) -> None:
         browser_says(w, {"type": "closed", "view": "v"})  # the cell was re-run: its output is gone
         assert not w.abandoned()  # a grace period first
         clock.advance(10)  # the grace period has passed
-        assert wait(lambda: d.runner.paused and d.controls.run.description == "Run")
-        assert "no view" in d.status.value
+        # the status as well: a loop that had settled already shows "Run", and the worker sets its
+        # pause before it publishes it (read at once, the status could still say "settled")
+        assert wait(lambda: d.runner.paused and d.controls.run.description == "Run" and "no view" in d.status.value)
     finally:
         d.close()
 
