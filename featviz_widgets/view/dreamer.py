@@ -46,9 +46,9 @@ from .explore_panel import ExplorePanel
 from .export_panel import ExportPanel
 from .host import JobHost
 from .live_image import LiveImage
-from .parts import data_link
+from .parts import close_tree, data_link
 from .photo_panel import PhotoPanel
-from .sink import ViewSink, check_ipykernel
+from .sink import ViewSink, check_ipykernel, show_frame
 from .status import file_stem, sparkline, status_html
 
 
@@ -304,12 +304,7 @@ class Dreamer(W.HBox):
             return
         if frame is not None:
             self._frame_count += 1
-            if isinstance(self.image_widget, LiveImage):
-                self.image_widget.show(frame)
-            else:
-                with self.image_widget.hold_sync():
-                    self.image_widget.format = frame.mime.split("/")[1]
-                    self.image_widget.value = frame.data
+            show_frame(self.image_widget, frame)
         with self._status_lock:
             self.status.value = status_html(snap, self.model.class_names, self._control_error)
             self.plot.value = sparkline(snap.history[-200:])
@@ -417,7 +412,7 @@ class Dreamer(W.HBox):
         self.job.stop()
         self.runner.close()
         for child in self.children:
-            _close_tree(child)
+            close_tree(child)
         for w in self.controls.all():  # hidden ones too
             w.close()
         cells.closed(self)
@@ -428,9 +423,3 @@ class Dreamer(W.HBox):
         if image is None:
             return None
         return png_bytes(image, self.settings())
-
-
-def _close_tree(widget: W.Widget) -> None:
-    for child in getattr(widget, "children", ()):
-        _close_tree(child)
-    widget.close()

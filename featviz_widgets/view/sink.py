@@ -1,6 +1,6 @@
 """The live loop's way into the widgets: ``ViewSink`` is the runner's ``FrameSink`` for a Dreamer
 (flow control from its ``LiveImage``, frames and snapshots to the Dreamer's ``show``), and
-``check_ipykernel`` warns where the kernel would drop the updates the worker thread sends."""
+``show_frame`` draws a frame in either image widget; ``check_ipykernel`` warns where the kernel would drop the updates the worker thread sends."""
 
 from __future__ import annotations
 
@@ -27,6 +27,16 @@ def check_ipykernel() -> None:
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def show_frame(image: LiveImage | W.Image, frame: Frame) -> None:
+    """Draw ``frame`` in the live image (or, with the Image backend, set its bytes at once)."""
+    if isinstance(image, LiveImage):
+        image.show(frame)
+    else:
+        with image.hold_sync():
+            image.format = frame.mime.split("/")[1]
+            image.value = frame.data
 
 
 class ViewSink:
