@@ -172,8 +172,8 @@ def user_sets(widget: Any, value: Any) -> None:
     import ipywidgets as W
 
     if isinstance(widget, (W.Dropdown, W.SelectionSlider, W.ToggleButtons)):
-        labels = list(widget._options_values)
-        state = {"index": labels.index(value)}
+        values = [o[1] if isinstance(o, tuple) else o for o in widget.options]
+        state = {"index": values.index(value)}
     else:
         state = {"value": value}
     widget.comm.handle_msg(

@@ -138,7 +138,7 @@ def every_html_value(folder: Path) -> tuple[list[str], int]:
         # Export: a load of a crafted-name file that is not a saved PNG; a save to a crafted path.
         user_sets(d.page_picker, "Export")
         for name in FILE_PAYLOADS:
-            d.export._on_load({"new": [{"name": name, "content": b"junk"}]})
+            d.export.accept_upload(b"junk", name)
             snap()
             d.export.path.value = str(folder / "missing-dir" / name)
             d.export.save()

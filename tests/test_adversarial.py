@@ -261,7 +261,7 @@ def test_a_saved_target_without_a_control_is_refused_whole(tmp_path: Path) -> No
             save_png(Image.new("RGB", (32, 32)), path, {"size": 64, "lr": 0.1, "target": target})
             with pytest.raises(FeatvizError):
                 d.load(path)
-            d.export._on_load({"new": [{"name": "t.png", "content": path.read_bytes()}]})
+            d.export.accept_upload(path.read_bytes(), "t.png")
             assert "Nothing was changed" in d.export.message.value
             assert (d.runner.settings, d.runner.target, d.controls.mode.value, d.controls.layer.value) == before
         # a layer outside the dropdown's main ones is added to it, not refused

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -149,8 +148,12 @@ def test_run_button_tells_the_truth_after_a_job(live: tuple[Dreamer, FakeView]) 
     user_clicks(run)  # the first click pauses
     assert wait(lambda: "paused" in d.status.value) and run.description == "Run"
     step = d.runner.snapshot().step
-    time.sleep(0.3)
-    assert d.runner.snapshot().step == step
+    user_sets(d.page_picker, "Controls")
+    lr = shown(d, W.SelectionSlider, description="learning rate")
+    for rate in (0.1, 0.2):  # each change wakes the paused loop for a round, published as it applies...
+        user_sets(lr, rate)
+        assert wait(lambda rate=rate: d.runner.snapshot().settings.lr == rate)
+        assert d.runner.snapshot().state == "paused" and d.runner.snapshot().step == step  # ...with no step
     user_clicks(run)
     assert wait(lambda: d.runner.snapshot().step > step) and run.description == "Pause"
 
@@ -159,7 +162,7 @@ def test_bad_value_shows_in_status_and_changes_nothing(live: tuple[Dreamer, Fake
     d, _ = live
     user_sets(shown(d, W.Dropdown, description="image size"), 64)
     assert wait(lambda: d.runner.snapshot().settings.size == 64)
-    d._guard(d.runner.set, lr=-1.0)  # what a control's observer does with a value the runner refuses
+    assert not d.apply("lr", -1.0)  # what the slider's observer does with a value the runner refuses
     assert "learning rate" in d.status.value
     assert d.runner.settings.lr == 0.05
 

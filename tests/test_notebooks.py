@@ -13,8 +13,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # Appended to each notebook: drive the widget the notebook created, check it, then stop it.
 CHECK = """
 import time
-from featviz_widgets.view.dreamer import _DREAMERS
-(w,) = list(_DREAMERS)
+from featviz_widgets.view.cells import open_widgets
+(w,) = open_widgets()
 assert w.wait_for_steps(5, timeout=60), w.runner.snapshot()
 w.controls.mode.value = 'channel'
 w.controls.unit.value = 3

@@ -42,25 +42,25 @@ HANG = 1800  # seconds: a subprocess that takes longer hangs (a guard, not a spe
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"lr": math.nan}, "learning rate"),
-        ({"lr": math.inf}, "learning rate"),
-        ({"lr": 0.0}, "learning rate"),
-        ({"lr": -0.5}, "learning rate"),
-        ({"l1": math.nan}, "l1 weight"),
-        ({"tv": -1.0}, "tv weight"),
-        ({"blur": 1e12}, "blur weight"),
-        ({"size": 0}, "16 to 4096"),
-        ({"size": 1}, "16 to 4096"),
-        ({"size": 100000}, "16 to 4096"),
-        ({"batch": 0}, "batch"),
-        ({"transform_strength": -1.0}, "strength"),
+        (("lr", math.nan), "learning rate"),
+        (("lr", math.inf), "learning rate"),
+        (("lr", 0.0), "learning rate"),
+        (("lr", -0.5), "learning rate"),
+        (("l1", math.nan), "l1 weight"),
+        (("tv", math.inf), "tv weight"),  # (a slider position: its weight is 300 * position**2)
+        (("blur", 1e12), "blur weight"),
+        (("size", 0), "16 to 4096"),
+        (("size", 1), "16 to 4096"),
+        (("size", 100000), "16 to 4096"),
+        (("batch", 0), "batch"),
+        (("transform", -1.0), "strength"),
     ],
 )
 def test_widget_bad_settings_show_message_and_loop_keeps_running(
-    dreamer: Dreamer, change: dict[str, Any], message: str
+    dreamer: Dreamer, change: tuple[str, Any], message: str
 ) -> None:
     assert dreamer.wait_for_steps(2)
-    dreamer._guard(dreamer.runner.set, **change)  # what a control's observer does with the value
+    assert not dreamer.apply(*change)  # what the control's observer does with the value
     assert message in dreamer.status.value
     step = dreamer.runner.snapshot().step
     assert wait(lambda: dreamer.runner.snapshot().step > step + 2)
@@ -82,7 +82,7 @@ def test_widget_bad_settings_show_message_and_loop_keeps_running(
 def test_widget_bad_targets_are_refused(dreamer: Dreamer, target: Target, error: type[Exception]) -> None:
     with pytest.raises(error):
         dreamer.runner.set_target(target)
-    dreamer._guard(dreamer.runner.set_target, target)
+    assert not dreamer.apply_target(target)  # what the target controls' observer does with it
     assert "⚠" in dreamer.status.value
     assert dreamer.runner.target.layer == "conv2" and dreamer.runner.target.unit == 0
 
@@ -247,15 +247,15 @@ def test_close_in_the_middle_of_a_step(tiny: FeatvizModel, comms: None, monkeypa
 def test_rerunning_a_cell_closes_its_previous_widget(
     tiny: FeatvizModel, comms: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import featviz_widgets.view.dreamer as dreamer_module
+    from featviz_widgets.view import cells
 
-    monkeypatch.setattr(dreamer_module, "_current_cell_id", lambda: "cell-42")
+    monkeypatch.setattr(cells, "current_cell_id", lambda: "cell-42")
     first = Dreamer(tiny, layer="conv2", size=32)
     second = Dreamer(tiny, layer="conv2", size=32)
     try:
-        assert first._closed and not first.runner.is_running
+        assert first.closed and not first.runner.is_running
         assert second.runner.is_running
-        monkeypatch.setattr(dreamer_module, "_current_cell_id", lambda: "cell-43")
+        monkeypatch.setattr(cells, "current_cell_id", lambda: "cell-43")
         third = Dreamer(tiny, layer="conv2", size=32)
         assert second.runner.is_running and third.runner.is_running  # other cells keep theirs
         third.close()
@@ -331,7 +331,7 @@ def test_soak_random_control_changes(comms: None) -> None:
         lambda: setattr(c.alpha, "value", round(rng.random(), 2)),
         lambda: setattr(c.batch, "value", rng.choice([1, 2])),
         lambda: c.run.click() if rng.random() < 0.3 else None,
-        lambda: d._guard(d.runner.set, lr=rng.choice([math.nan, -1.0, math.inf])),  # bad values too
+        lambda: d.apply("lr", rng.choice([math.nan, -1.0, math.inf])),  # bad values too
         lambda: browser_says(w, {"type": "ack", "seq": w.seq}),
     ]
     try:

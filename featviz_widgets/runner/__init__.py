@@ -1,7 +1,8 @@
 """The runner layer: the worker thread, its settings, jobs, snapshots and frames (no widgets)."""
 
 from .jobs import Job
-from .live import Frame, FrameSink, LiveRunner, Snapshot, cpu_threads, stop_all
+from .live import LiveRunner, cpu_threads, stop_all
+from .publish import Frame, FrameSink, Snapshot
 from .recording import PhotoStart, Recording
 from .saved import read_saved
 from .target import Target

@@ -2,17 +2,21 @@
 
 Flow control (read this before changing anything here):
 
-* The runner owns the truth. It stores one validated ``RenderSettings`` and one ``Target`` (and
-  so one objective); ``set()``, ``set_target()``, ``reset()``, ``start_from()`` and ``load()``
-  validate a change once, against that truth, on the caller's (kernel) thread, store the new
-  truth, queue the change and wake the worker. O(1), and a refusal changes nothing.
+* The runner owns the truth (``changes.Truth``): one validated ``RenderSettings``, one ``Target``
+  and its objective, built once. ``set()``, ``set_target()``, ``reset()``, ``start_from()`` and
+  ``load()`` validate a change once, against that truth, on the caller's (kernel) thread, store
+  the new truth, queue the change as a typed record (``changes.py``: ``SetSettings``,
+  ``SetTarget`` carrying the built objective, ...) and wake the worker. O(1), and a refusal
+  changes nothing.
 * The worker thread is the only user of the Renderer. Before every step it applies the queued
-  changes in order (each recorded, at its step, for ``code()``), then steps, unless the user
-  paused it, a job holds it (``held()``), or the objective has settled (``settle.py``): then it
-  waits on its wake event without using the CPU. Any change or ``resume()`` wakes it.
+  records in order: ``changes.effect`` says what each does to the image (restart, rebuild, warm
+  start, or a live change), the record's ``apply_to`` does it, and the runner records it at its
+  step for ``code()``. Then it steps, unless the user paused it, a job holds it (``held()``), or
+  the objective has settled (``settle.py``): then it waits on its wake event without using the
+  CPU. Any change or ``resume()`` wakes it.
 * After each applied change, and at most ``fps`` times a second while running, the worker
-  publishes a ``Snapshot`` (images, step, settings, target, state, history). The kernel thread
-  reads snapshots only; it never touches the Renderer.
+  publishes a ``Snapshot`` (images, step, settings, target, state, history) through its
+  ``publish.Publisher``. The kernel thread reads snapshots only; it never touches the Renderer.
 * Frames go out through a ``FrameSink`` only when it says it can take one (the browser has
   acknowledged all but at most 2 frames and some view is visible); otherwise only the status.
   JPEG while running; one lossless PNG when the loop stops stepping (paused, busy, settled).
@@ -36,78 +40,27 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..engine import FeatvizModel, Renderer, RenderSettings
-from ..engine.core.memory import check_fits
 from ..engine.core.renderer import to_uint8
 from ..engine.core.runtime import release_idle_openmp_threads
 from ..engine.core.timelapse import Timelapse
-from ..engine.image.maco import transparency_overlay
-from ..engine.layers import layer_info, layers_by_name
 from ..engine.models import load_code, load_code_note
 from ..errors import FeatvizError, InvalidSettingError
-from .encode import encode, tile
+from .changes import Change, Effect, Load, SetTarget, StartFrom, Truth, Unsettle, effect
+from .publish import UNSEEN, Frame, FrameSink, Publisher, Snapshot, thumbnail
 from .recording import PhotoStart, Recording
 from .settle import Settle
 from .target import Target
 
+__all__ = ["Frame", "FrameSink", "LiveRunner", "Snapshot", "cpu_threads", "stop_all"]
+
 _RUNNERS: weakref.WeakSet[LiveRunner] = weakref.WeakSet()
-
-_NOT_SAVED = "start_image is the image you started from (not saved): define start_image = ... above"
-UNSEEN = "Paused: no view of this widget is left on screen (it runs again when one is back, or on Run)."
-STATES = ("starting", "running", "settled", "paused", "busy", "error", "stopped")
-
-
-@dataclass
-class Frame:
-    data: bytes
-    mime: str  # "image/jpeg" or "image/png"
-    width: int
-    height: int
-    step: int
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the live image is now, as the worker last published it (read-only for the view)."""
-
-    images: np.ndarray | None  # (N, H, W, 3) uint8, None before the first step
-    step: int
-    settings: RenderSettings
-    target: Target
-    state: str  # one of STATES
-    objective: float | None
-    steps_per_s: float
-    device: str
-    error: str = ""
-    warning: str = ""
-    history: tuple[float, ...] = ()
-    paused: bool = False  # the user paused it (Run shows then)
-
-    @property
-    def stepping(self) -> bool:
-        """True unless the user paused the loop or it settled: the Run button then offers Pause
-        (while a job holds the loop it still does: the loop resumes after the job)."""
-        return not self.paused and self.state not in ("settled", "stopped")
-
-
-class FrameSink(Protocol):
-    def ready(self) -> bool:
-        """True when a new frame may be sent now (back-pressure and visibility)."""
-
-    def publish(self, frame: Frame | None, snapshot: Snapshot) -> None:
-        """Show ``frame`` (None: status only). Called from the worker thread."""
-
-    def abandoned(self) -> bool:
-        """True when no one can see the output any more: the loop pauses itself."""
-
-    def revive(self) -> None:
-        """The user asked to run: whatever made ``abandoned()`` true is forgiven for now."""
 
 
 def stop_all() -> int:
@@ -141,11 +94,7 @@ class LiveRunner:
         if not (0 < fps <= 60):
             raise InvalidSettingError(f"fps must be in (0, 60], got {fps!r}.")
         self.model = model
-        self.sink = sink
-        self.fps = float(fps)
-        self.clock = clock
         self.keep_image = True  # warm start when the target changes
-        self._transparency = False  # frames show MaCo's transparency map as an alpha
         self.last_error: str | None = None
         self.settle = settle if settle is not None else Settle()
         self.timelapse = Timelapse()
@@ -156,107 +105,69 @@ class LiveRunner:
         self._paused = False
         self._unseen = False  # paused by itself because no view was left (not by the user)
         self._holds = 0
-        self._queue: list[tuple[str, Any]] = []
+        self._queue: list[Change] = []
         self._thread: threading.Thread | None = None
-        self._check(target, settings.batch)
-        self._fits(settings, target)
-        self._settings, self._target = settings, target
+        self._truth = Truth(model, settings, target)  # validated here, like every change after
+        self._start_objective = self._truth.objective  # the worker's Renderer starts with it
         self._photo: PhotoStart | None = None
         self.recording = Recording(settings, target)
         self.renderer: Renderer | None = None  # the worker's; never used from another thread
         self._history: deque[float] = deque(maxlen=history)
-        self._snapshot = Snapshot(None, 0, settings, target, "starting", None, 0.0, str(model.device))
+        start = Snapshot(None, 0, settings, target, "starting", None, 0.0, str(model.device))
+        self._out = Publisher(sink, start, float(fps), clock, self._send_failed)
         self._error = self._warning = ""
-        self._png_sent_for: tuple[int, str, int] | None = None
         self._step_times: deque[float] = deque(maxlen=20)  # seconds of the last steps (steps/s)
-        self._last_push = 0.0
         _RUNNERS.add(self)
 
     # --- the truth, and changes to it (kernel thread): validate, store, queue, wake ----------
     @property
     def settings(self) -> RenderSettings:
         """The settings the image is being made with (the latest accepted)."""
-        return self._settings
+        return self._truth.settings
 
     @property
     def target(self) -> Target:
-        return self._target
+        return self._truth.target
 
     def channels_for(self, target: Target) -> int:
         """The layer's channel count, which only a random direction needs to be built."""
-        return layer_info(self.model, target.layer).channels if target.mode == "direction" else 0
-
-    def _check(self, target: Target, batch: int) -> None:
-        target.objective(self.channels_for(target)).check(layers_by_name(self.model), batch)
+        return self._truth.channels_for(target)
 
     def check(self, settings: RenderSettings, target: Target) -> None:
         """Raise what ``load(settings, target)`` would raise, changing nothing (the objective
         against the model, and the memory a step needs against the device's)."""
-        self._check(target, settings.batch)
-        self._fits(settings, target)
+        self._truth.objective_for(target, settings)
 
-    def _fits(self, settings: RenderSettings, target: Target) -> None:
-        """A size, batch or views no device memory can hold is refused here, where it enters."""
-        check_fits(self.model, settings, target.objective(self.channels_for(target)).layers)
-
-    def _queue_change(self, kind: str, value: Any) -> None:
-        self._queue.append((kind, value))
-        self._wake.set()
+    def _queue_change(self, change: Change | None) -> None:
+        if change is not None:
+            self._queue.append(change)
+            self._wake.set()
 
     def set(self, **changes: Any) -> None:
         """Change render settings (``lr``, ``l1``, ``tv``, ``blur``, ``transform_strength``,
         ``size``, ``seed``, ``batch``...). Validated now; applied by the worker before its next
         step. Raises InvalidSettingError (or ChannelRangeError), leaving everything as it was."""
         with self._lock:
-            new = self._settings.replace(**changes)
-            if new == self._settings:
-                return
-            if new.batch != self._settings.batch:
-                self._check(self._target, new.batch)
-            if (new.size, new.batch, new.views, new.input_size) != (
-                self._settings.size,
-                self._settings.batch,
-                self._settings.views,
-                self._settings.input_size,
-            ):
-                self._fits(new, self._target)
-            self._settings = new
-            self._queue_change("settings", new)
+            self._queue_change(self._truth.set(**changes))
 
     def set_target(self, target: Target, keep_image: bool | None = None) -> None:
         """Optimize for a new target (validated now, applied before the next step)."""
         keep = self.keep_image if keep_image is None else keep_image
         with self._lock:
-            if target == self._target and keep:
-                return
-            self._check(target, self._settings.batch)
-            self._fits(self._settings, target)  # a deeper layer keeps more activations
-            self._target = target
-            self._queue_change("target", (target, keep))
+            self._queue_change(self._truth.set_target(target, keep))
 
     def reset(self, seed: int | None = None) -> None:
         """Restart the image from its start (noise, or the photo it started from), optionally
         with a new seed."""
         with self._lock:
-            if seed is not None:
-                self._settings = self._settings.replace(seed=seed)
-            self._queue_change("reset", self._settings)
+            self._queue_change(self._truth.reset(seed))
 
     def start_from(self, photo: torch.Tensor | None, source: PhotoStart | None = None) -> None:
         """Restart from ``photo`` (1x3xHxW in [0, 1]; the canvas takes its aspect ratio with the
         longest side at the current size), or from noise with None. ``source`` says where the
         photo came from, so ``code()`` can load it again."""
-        if photo is not None and (not isinstance(photo, torch.Tensor) or photo.dim() != 4 or photo.shape[:2] != (1, 3)):
-            raise InvalidSettingError("start_from needs a 1x3xHxW image tensor in [0, 1], or None for noise.")
         with self._lock:
-            side = self._settings.side
-            size = side if photo is None else _fit(photo.shape[-2:], side, minimum=16)
-            self._settings = self._settings.replace(size=size)
-            if photo is None:
-                source = None
-            elif source is None:
-                source = PhotoStart("start_image", "a photo", _NOT_SAVED)
-            self._queue_change("photo", (None if photo is None else photo.detach().cpu(), source, self._settings))
+            self._queue_change(self._truth.start_from(photo, source))
 
     def load(
         self,
@@ -268,12 +179,7 @@ class LiveRunner:
         """Take ``settings`` and ``target`` together (all or nothing) and restart, from ``photo``
         when given (``source`` says where it came from, for ``code()``), else from the seed."""
         with self._lock:
-            self.check(settings, target)
-            if photo is not None:
-                settings = settings.replace(size=_fit(photo.shape[-2:], settings.side, minimum=16))
-                source = source or PhotoStart("start_image", "an image", _NOT_SAVED)
-            self._settings, self._target = settings, target
-            self._queue_change("load", (settings, target, None if photo is None else photo.detach().cpu(), source))
+            self._queue_change(self._truth.load(settings, target, photo, source))
 
     def pause(self) -> None:
         self._paused = True
@@ -284,16 +190,16 @@ class LiveRunner:
         """Frames fade the pixels the objective's gradient touched least (``transparency_overlay``);
         the picture itself, saves and code are unchanged. A paused loop shows it at once."""
         with self._lock:
-            self._transparency = bool(on)
-            self._png_sent_for = None  # an idle loop sends the next frame
+            self._out.transparency = bool(on)
+            self._out.resend_png()  # an idle loop sends the next frame
         self._wake.set()
 
     def resume(self) -> None:
         """Run again: after a pause, and after settling (it then makes more steps). Always:
         a loop that paused itself for want of a view runs again too."""
-        self.sink.revive()
+        self._out.sink.revive()
         self._paused = self._unseen = False
-        self._queue_change("unsettle", None)
+        self._queue_change(Unsettle())
         if not self.is_running:
             self.start()
 
@@ -315,21 +221,33 @@ class LiveRunner:
         return self._paused
 
     @property
+    def sink(self) -> FrameSink:
+        return self._out.sink
+
+    @property
+    def fps(self) -> float:
+        return self._out.fps
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._out.clock
+
+    @property
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     # --- reading (any thread) -------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
-        return self._snapshot
+        return self._out.snapshot
 
     def image(self) -> np.ndarray | None:
         """The current images as (N, H, W, 3) uint8, or None before the first step."""
-        return self._snapshot.images
+        return self._out.snapshot.images
 
     def code(self) -> str:
         """The Python that reproduces the current image exactly (same thread count)."""
         with self._lock:
-            snap = self._snapshot
+            snap = self._out.snapshot
             if snap.images is None:
                 raise FeatvizError("No image yet: the optimization has not made a step.")
             rec = Recording(self.recording.settings, self.recording.target, self.recording.photo)
@@ -345,7 +263,7 @@ class LiveRunner:
         """Block until the snapshot shows ``steps`` steps (for scripts and tests)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._snapshot.step >= steps:
+            if self._out.snapshot.step >= steps:
                 return True
             time.sleep(0.02)
         return False
@@ -365,7 +283,7 @@ class LiveRunner:
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        self._snapshot = replace(self._snapshot, state="stopped")
+        self._out.snapshot = replace(self._out.snapshot, state="stopped")
 
     def close(self) -> None:
         """Stop and free the model, the image and (on CUDA) cached GPU memory."""
@@ -383,66 +301,40 @@ class LiveRunner:
         with self._lock:
             queue, self._queue = self._queue, []
             if self.renderer is None:
-                self.renderer = Renderer(self.model, self._objective(self.recording.target), self.recording.settings)
+                self.renderer = Renderer(self.model, self._start_objective, self.recording.settings)
             if not queue:
                 return False
             r = self.renderer
             self._generation += 1
             self.settle.reset()  # any change wakes a settled loop
             try:
-                for kind, value in queue:
-                    self._apply(r, kind, value)
+                for change in queue:
+                    self._apply(r, change)
                 self._error = ""
             except FeatvizError as exc:  # validated on the way in, but the model may disagree
                 self._error = str(exc)
-                self._settings, self._target = r.settings, self.recording.current_target
+                self._truth.revert(r.settings, self.recording.current_target, r.objective)
             state = self._state()  # show the change at once (a stopped loop shows it from _idle)
             self._publish_snapshot(state, frame="jpeg" if state in ("running", "error") else "status")
         return True
 
-    def _objective(self, target: Target) -> Any:
-        return target.objective(self.channels_for(target))
-
-    def _apply(self, r: Renderer, kind: str, value: Any) -> None:
-        rec = self.recording
-        if kind == "settings":
-            restart = value.seed != r.settings.seed
-            r.apply(value, keep_image=True)
-            if restart:  # a new seed starts afresh
-                r.reset()
-                self._restarted(r)
-            else:
-                rec.settings_changed(r.step_count, r.settings)
-        elif kind == "target":
-            target, keep = value
-            r.set_objective(self._objective(target), keep_image=keep)
+    def _apply(self, r: Renderer, change: Change) -> None:
+        """One change: what it does decided by ``effect``, done by the record, recorded here."""
+        what = effect(change, r.settings)
+        change.apply_to(r, what)
+        if isinstance(change, (StartFrom, Load)):
+            self._photo = change.source
+        if what is Effect.RESTART:
+            self._restarted(r, change.target if isinstance(change, (SetTarget, Load)) else None)
+        elif what is Effect.WARM:
+            assert isinstance(change, SetTarget)
             self.settle.reset()
             self._history.clear()
-            if keep:
-                rec.target_changed(r.step_count, target)
-            else:
-                self._restarted(r, target)
-        elif kind == "reset":
-            r.apply(value, keep_image=False)
-            r.reset()
-            self._restarted(r)
-        elif kind == "photo":
-            photo, source, settings = value
-            r.set_init_image(photo)
-            r.apply(settings, keep_image=False)
-            r.reset()
-            self._photo = source
-            self._restarted(r)
-        elif kind == "load":
-            settings, target, photo, source = value
-            r.set_init_image(photo)
-            r.set_objective(self._objective(target), keep_image=True)  # the reset below restarts it
-            r.apply(settings, keep_image=False)
-            r.reset()
-            self._photo = source
-            self._restarted(r, target)
-        elif kind == "unsettle":
+            self.recording.target_changed(r.step_count, change.target)
+        elif what is Effect.NOTHING:
             self.settle.reset()
+        else:  # LIVE or REBUILD
+            self.recording.settings_changed(r.step_count, r.settings)
 
     def _restarted(self, r: Renderer, target: Target | None = None) -> None:
         self.recording.restart(r.settings, target or self.recording.current_target, self._photo)
@@ -479,13 +371,13 @@ class LiveRunner:
                 self._publish_snapshot("error", frame="status")
                 if self._stop.wait(0.5):
                     break
-        self._snapshot = replace(self._snapshot, state="stopped")
-        self._send(None)
+        self._out.snapshot = replace(self._out.snapshot, state="stopped")
+        self._out.send(None)
 
     def _check_views(self) -> None:
         """Pause when every view is gone (cell re-run or cleared, tab closed); run again by
         itself when one is back."""
-        gone = self.sink.abandoned()
+        gone = self._out.sink.abandoned()
         if self._paused and not self._unseen:
             return  # the user's pause: theirs to end
         if gone and not self._paused:
@@ -495,7 +387,7 @@ class LiveRunner:
 
     def _idle(self, state: str) -> None:
         """Not stepping: publish the state (and one lossless frame), then sleep until woken."""
-        if self._png_sent_for != (self._snapshot.step, state, self._generation):
+        if not self._out.png_sent(state, self._generation):
             self._publish_snapshot(state, frame="png")
         self._wake.wait(1.0)
         self._wake.clear()
@@ -511,21 +403,18 @@ class LiveRunner:
             self._warning = info.warning
         settled = self.settle.update(info.objective)
         if self.timelapse.due(info.step) or info.step % 8 == 0:  # (every 8th: the film ends near now)
-            self.timelapse.add(info.step, _thumbnail(r))
-        now = self.clock()
-        if settled or now - self._last_push >= 1.0 / self.fps:
-            self._last_push = now
+            self.timelapse.add(info.step, thumbnail(r))
+        if self._out.due(now_anyway=settled):
             self._publish_snapshot("settled" if settled else "running", frame="png" if settled else "jpeg")
 
     def _publish_snapshot(self, state: str, frame: str = "status") -> None:
         """Refresh the snapshot from the renderer; send it (with a frame when the sink can take one)."""
         r = self.renderer
         rate = self._step_times
-        images = to_uint8(r.image()) if r is not None else None
-        self._snapshot = Snapshot(
-            images=images,
+        snapshot = Snapshot(
+            images=to_uint8(r.image()) if r is not None else None,
             step=r.step_count if r is not None else 0,
-            settings=r.settings if r is not None else self._settings,
+            settings=r.settings if r is not None else self._truth.settings,
             target=self.recording.current_target,
             state=state,
             objective=self._history[-1] if self._history else None,
@@ -536,21 +425,10 @@ class LiveRunner:
             history=tuple(self._history),
             paused=self._paused,
         )
-        if frame == "status" or images is None or not self.sink.ready():
-            self._send(None)
-            return
-        if frame == "png":
-            self._png_sent_for = (self._snapshot.step, state, self._generation)
-        if self._transparency and r is not None:  # the frame only: saves keep the true picture
-            images = to_uint8(transparency_overlay(r.image(), r.transparency()))
-        grid = tile(images)
-        self._send(Frame(encode(grid, frame), f"image/{frame}", grid.shape[1], grid.shape[0], self._snapshot.step))
+        self._out.publish(snapshot, r, frame, self._generation)
 
-    def _send(self, frame: Frame | None) -> None:
-        try:
-            self.sink.publish(frame, self._snapshot)
-        except Exception:  # a closed view must not kill the worker
-            self.last_error = traceback.format_exc()
+    def _send_failed(self, trace: str) -> None:
+        self.last_error = trace
 
     def _out_of_memory(self) -> None:
         """Out of device memory: halve the image (keeping the picture), down to 32 px, and say so."""
@@ -565,24 +443,7 @@ class LiveRunner:
             return
         assert r is not None
         with self._lock:
-            self._settings = r.settings
+            self._truth.settings = r.settings
             self.recording.settings_changed(r.step_count, r.settings)
             self._warning = f"Out of {self.model.device.type} memory at {side} px: continuing at {side // 2} px."
             self._publish_snapshot(self._state())
-
-
-def _thumbnail(renderer: Renderer, side: int = 160) -> np.ndarray:
-    """The current image (or grid) shrunk to at most ``side`` pixels, as uint8 HxWx3."""
-    img = renderer.image()
-    if max(img.shape[-2:]) > side:
-        img = torch.nn.functional.interpolate(
-            img, _fit(img.shape[-2:], side), mode="bilinear", align_corners=False, antialias=True
-        )
-    return tile(to_uint8(img))
-
-
-def _fit(shape: tuple[int, int] | torch.Size, side: int, minimum: int = 1) -> tuple[int, int]:
-    """(height, width) scaled so the longest side is ``side``, each at least ``minimum``."""
-    h, w = shape
-    scale = side / max(h, w)
-    return max(minimum, round(h * scale)), max(minimum, round(w * scale))

@@ -1,6 +1,7 @@
 """The view layer: ipywidgets controls and the LiveImage anywidget."""
 
-from .dreamer import Dreamer, stop_all
+from .cells import stop_all
+from .dreamer import Dreamer
 from .live_image import LiveImage
 
 __all__ = ["Dreamer", "LiveImage", "stop_all"]

@@ -8,28 +8,14 @@ ones the mode uses. Slider scales are chosen so the whole range gives a visible 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import ipywidgets as W
 
 from ..engine import LayerInfo
 from ..runner.target import MODES
 
-# A penalty slider at t in [0, 1] sets the engine weight (RenderSettings.l1/tv/blur) to
-# PENALTY_MAX * t^2: fine steps near 0, where small weights already show, and a top that is strong
-# but still leaves a picture (measured on Lite0 at the widget's defaults: docs/slider_ranges.md;
-# the old linear tops, 500/1000/30000, wiped the picture out from about half-way).
-PENALTY_MAX = {"l1": 200.0, "tv": 300.0, "blur": 30000.0}
-
-
-def penalty_weight(name: str, strength: float) -> float:
-    return PENALTY_MAX[name] * strength**2
-
-
-def penalty_strength(name: str, weight: float) -> float:
-    """The slider position of an engine weight (the inverse of ``penalty_weight``, at most 1)."""
-    return min((weight / PENALTY_MAX[name]) ** 0.5, 1.0)
-
-
+# Slider scales (penalties, alignment, diversity) and the control <-> settings mapping: binding.py.
 # The parameterization dropdown (RenderSettings.param): (label, value), docs/parameterizations.md.
 PARAM_LABELS = (
     ("pixels", "pixels"),
@@ -39,19 +25,6 @@ PARAM_LABELS = (
 )
 # Shown only when a loaded setting uses it (the old fourier=False).
 EXTRA_PARAM_LABELS = {"decorrelated-pixels": "pixels + decorrelated colour"}
-# The reference-alignment slider at t sets RenderSettings.align = ALIGN_MAX * t^2, as the penalties.
-ALIGN_MAX = 50.0
-
-
-def align_weight(strength: float) -> float:
-    return ALIGN_MAX * strength**2
-
-
-def align_strength(weight: float) -> float:
-    return min((weight / ALIGN_MAX) ** 0.5, 1.0)
-
-
-DIVERSITY_SCALE = 50.0  # diversity slider 1.0 = this weight of the Diversity term
 SIZES = (64, 96, 128, 160, 192, 224, 256, 320, 384, 512)
 # Learning rates as exact values (a log slider's steps are 10^(k/100): 0.05 became 0.0501...).
 LEARNING_RATES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
@@ -188,6 +161,25 @@ class Controls:
     def show_align(self, weight: float) -> None:
         """The reference folder only while alignment is on."""
         self.align_photos.layout.display = "" if weight > 0 else "none"
+
+    def show_values(self, values: dict[str, Any]) -> None:
+        """Set controls to ``values`` (binding.py's ``target_values``/``settings_values``, in that
+        order): a picker gets an entry for a value it lacks (a loaded setting, a layer beyond the
+        main ones), a slider shows its top for a value above it."""
+        for name, value in values.items():
+            self._offer(name, value)
+            widget = getattr(self, name)
+            widget.value = min(value, widget.max) if name in ("decay", "transform", "views") else value
+
+    def _offer(self, name: str, value: Any) -> None:
+        if name == "layer" and value not in {v for _, v in self.layer.options}:
+            self.layer.options = [*self.layer.options, (value, value)]
+        elif name == "lr" and value not in self.lr.options:
+            self.lr.options = sorted({*self.lr.options, value})
+        elif name == "param" and value not in {v for _, v in self.param.options}:
+            self.param.options = [*self.param.options, (EXTRA_PARAM_LABELS.get(value, value), value)]
+        elif name == "size" and value not in (sizes := {v for _, v in self.size.options}):
+            self.size.options = [(f"{s} px", s) for s in sorted({*sizes, value})]
 
     def all(self) -> list[W.Widget]:
         return [getattr(self, f) for f in self.__dataclass_fields__]

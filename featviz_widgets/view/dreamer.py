@@ -2,9 +2,11 @@
 
 The runner owns the truth (settings, target, image); this module only lays the widgets out,
 turns control changes into ``LiveRunner`` calls (validated there, once) and shows the snapshots
-the worker publishes. Controls are set from the runner's truth only through ``_sync`` (after a
-load or a gallery tile), which silences their observers meanwhile. Panels live in their own
-modules and see the widget through ``host.Host``.
+the worker publishes. What a control's value means to the runner, and what a control shows for
+given settings, is binding.py's plain mapping; controls are set from the runner's truth only
+through ``_sync`` (after a load or a gallery tile), which silences their observers meanwhile.
+Which Dreamers are open, one per notebook cell, is cells.py's. Panels live in their own modules
+and see the widget through ``host.Host``.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-import warnings
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,96 +28,28 @@ from ..engine.layers import layers_by_name
 from ..engine.models import LOGITS
 from ..errors import FeatvizError, InvalidSettingError, unknown_layer
 from ..export import png_bytes, save_png
-from ..runner import Frame, Job, LiveRunner, PhotoStart, Snapshot, Target, read_saved
+from ..runner import Frame, LiveRunner, PhotoStart, Snapshot, Target, read_saved
 from ..runner.encode import tile
-from .controls import (
-    DIVERSITY_SCALE,
-    EXTRA_PARAM_LABELS,
-    align_strength,
-    align_weight,
-    build_controls,
-    class_options,
-    penalty_strength,
-    penalty_weight,
+from . import cells
+from .binding import (
+    SETTINGS,
+    TARGET_CONTROLS,
+    check_showable,
+    class_index,
+    settings_change,
+    settings_values,
+    target_of,
+    target_values,
 )
+from .controls import build_controls, class_options
 from .explore_panel import ExplorePanel
 from .export_panel import ExportPanel
+from .host import JobHost
 from .live_image import LiveImage
-from .parts import data_link, error_html
+from .parts import close_tree, data_link
 from .photo_panel import PhotoPanel
+from .sink import ViewSink, check_ipykernel, show_frame
 from .status import file_stem, sparkline, status_html
-
-_DREAMERS: weakref.WeakSet[Dreamer] = weakref.WeakSet()
-_BY_CELL: dict[str, weakref.ReferenceType[Dreamer]] = {}
-
-
-def stop_all() -> int:
-    """Close every Dreamer in this process (their loops stop, memory is freed)."""
-    alive = list(_DREAMERS)
-    for d in alive:
-        d.close()
-    from ..runner import stop_all as stop_runners
-
-    return len(alive) + stop_runners()
-
-
-def _check_ipykernel() -> None:
-    """ipykernel 7.0.0 and 7.0.1 drop comm messages sent from threads (fixed in 7.1.0)."""
-    try:
-        import ipykernel
-    except ImportError:
-        return
-    if ipykernel.__version__ in ("7.0.0", "7.0.1"):
-        warnings.warn(
-            f"ipykernel {ipykernel.__version__} rejects widget updates from background threads, so the live "
-            "image would never update. Install ipykernel>=7.1 (or 6.x): pip install -U ipykernel",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-
-
-def _current_cell_id() -> str | None:
-    """JupyterLab tags each execute request with its cell id; None elsewhere."""
-    try:
-        from IPython import get_ipython
-
-        ip = get_ipython()
-        parent = ip.kernel.get_parent() if ip is not None and hasattr(ip, "kernel") else None
-    except Exception:
-        return None
-    if not parent:
-        return None
-    cell = (parent.get("metadata") or {}).get("cellId")
-    return str(cell) if cell else None
-
-
-class _Sink:
-    """Connects the worker to the widgets: frames to the image, snapshots to the labels."""
-
-    def __init__(self, dreamer: Dreamer) -> None:
-        self._dreamer = weakref.ref(dreamer)  # the worker must not keep a closed widget alive
-
-    def ready(self) -> bool:
-        d = self._dreamer()
-        if d is None:
-            return False
-        return d.image_widget.ready() if isinstance(d.image_widget, LiveImage) else True
-
-    def publish(self, frame: Frame | None, snapshot: Snapshot) -> None:
-        d = self._dreamer()
-        if d is not None:
-            d._show(frame, snapshot)
-
-    def abandoned(self) -> bool:
-        d = self._dreamer()
-        if d is None:
-            return True
-        return isinstance(d.image_widget, LiveImage) and d.image_widget.abandoned()
-
-    def revive(self) -> None:
-        d = self._dreamer()
-        if d is not None and isinstance(d.image_widget, LiveImage):
-            d.image_widget.revive()
 
 
 class Dreamer(W.HBox):
@@ -149,7 +81,7 @@ class Dreamer(W.HBox):
         pixelated: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        _check_ipykernel()
+        check_ipykernel()
         if backend not in ("anywidget", "image"):
             raise InvalidSettingError(f"backend must be 'anywidget' or 'image', got {backend!r}.")
         self.model = model if isinstance(model, FeatvizModel) else load_model(model)
@@ -185,10 +117,15 @@ class Dreamer(W.HBox):
         self._stepping_shown: bool | None = None
         self._status_lock = threading.Lock()
         self.runner = LiveRunner(
-            self.model, self._target(), RenderSettings(size=size, lr=lr, seed=seed), _Sink(self), fps=fps, clock=clock
+            self.model,
+            self._target(),
+            RenderSettings(size=size, lr=lr, seed=seed),
+            ViewSink(self._show, self.image_widget),
+            fps=fps,
+            clock=clock,
         )
-        self._job_outputs: tuple[W.HTML, W.IntProgress] | None = None
-        self.job = Job(self.runner, self._job_progress, self._job_error, self._job_finished)
+        self._jobs = JobHost(self.runner)
+        self.job = self._jobs.job
         self.explore = ExplorePanel(self)
         self.photo = PhotoPanel(self)
         self.export = ExportPanel(self, self.save)
@@ -221,13 +158,7 @@ class Dreamer(W.HBox):
         )
         self._wire()
         self._refresh_mode()
-        _DREAMERS.add(self)
-        cell = _current_cell_id()
-        if replace_same_cell and cell is not None:
-            old = _BY_CELL.get(cell)
-            if old is not None and old() is not None and old() is not self:
-                old().close()  # type: ignore[union-attr]
-            _BY_CELL[cell] = weakref.ref(self)
+        cells.opened(self, replace_same_cell)
         if autostart:
             self.runner.start()
         else:
@@ -241,70 +172,66 @@ class Dreamer(W.HBox):
     # --- controls -> runner ---------------------------------------------------------------------
     def _target(self) -> Target:
         c = self.controls
-        mode = c.mode.value
-        unit = (_class_index(c.klass.value, c.klass.options) or 0) if mode == "class" else int(c.unit.value)
-        return Target(
-            mode=mode,
-            layer=c.layer.value,
-            unit=unit,
-            direction_seed=int(c.direction_seed.value),
-            unit_b=int(c.unit_b.value),
-            alpha=float(c.alpha.value),
-            diversity=float(c.diversity.value) * DIVERSITY_SCALE,
-        )
+        return target_of({name: getattr(c, name).value for name in TARGET_CONTROLS}, c.klass.options)
 
     def _wire(self) -> None:
         c = self.controls
-        for w in (c.mode, c.layer, c.unit, c.klass, c.direction_seed, c.unit_b, c.alpha, c.diversity):
-            w.observe(self._on_target, names="value")
-        self._observe(c.batch, self._on_batch)
-        self._observe(c.lr, lambda v: self.runner.set(lr=float(v)))
-        for name in ("l1", "tv", "blur"):
-            self._observe(getattr(c, name), self._penalty(name))
-        self._observe(c.param, self._on_param)
-        self._observe(c.decay, lambda v: self.runner.set(decay=float(v)))
-        self._observe(c.align, self._on_align)
-        self._observe(c.align_photos, lambda v: self.runner.set(align_photos=str(v).strip() or None))
+        for name in TARGET_CONTROLS:
+            getattr(c, name).observe(self._on_target, names="value")
+        for name in SETTINGS:
+            getattr(c, name).observe(self._observer(name), names="value")
         c.transparency.observe(lambda ch: self.runner.show_transparency(bool(ch["new"])), names="value")
-        self._observe(c.transform, lambda v: self.runner.set(transform_strength=float(v)))
-        self._observe(c.views, lambda v: self.runner.set(views=int(v)))
-        self._observe(c.size, self._on_size)
-        self._observe(c.seed, lambda v: self.runner.reset(int(v)))
         c.keep_image.observe(lambda ch: setattr(self.runner, "keep_image", bool(ch["new"])), names="value")
         c.run.on_click(lambda _b: self._on_run())
         c.reset.on_click(lambda _b: self._guard(self.runner.reset))
         c.save.on_click(lambda _b: self._guard(self.download))
         c.new_direction.on_click(lambda _b: setattr(c.direction_seed, "value", int(c.direction_seed.value) + 1))
 
-    def _penalty(self, name: str) -> Callable[[Any], None]:
-        def apply(strength: Any) -> None:
-            self.runner.set(**{name: penalty_weight(name, float(strength))})
-
-        return apply
-
-    def _observe(self, widget: W.Widget, apply: Callable[[Any], None]) -> None:
+    def _observer(self, control: str) -> Callable[[dict[str, Any]], None]:
         def observer(change: dict[str, Any]) -> None:
             if not self._syncing:
-                self._guard(apply, change["new"])
+                self.apply(control, change["new"])
 
-        widget.observe(observer, names="value")
+        return observer
 
-    def _guard(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def apply(self, control: str, value: Any) -> bool:
+        """What a settings control does when a person sets it to ``value`` (its observer calls
+        this): the ``LiveRunner.set`` call binding.py maps it to, validated there. A refused value
+        shows in the status line and changes nothing; returns whether the runner took it. The
+        control itself is not moved (``control`` names a ``Controls`` field, e.g. ``"lr"``)."""
+        c = self.controls
+        if control == "param":
+            c.show_param(value)
+        elif control == "align":
+            c.show_align(float(value))
+        taken = self._guard(self.runner.set, **settings_change(control, value))
+        if taken and control == "batch":
+            c.show_for(c.mode.value, int(value))
+        return taken
+
+    def apply_target(self, target: Target) -> bool:
+        """What the target controls do once one changed: optimize for ``target`` (validated by
+        the runner). A refused target shows in the status line and changes nothing; returns
+        whether the runner took it. The controls are not moved (``open_live`` shows a target)."""
+        return self._guard(self.runner.set_target, target)
+
+    def _guard(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """Run a control action; a bad value shows in the status line and changes nothing.
         Nothing escapes to the notebook (a traceback there would land in whatever cell ran last)."""
         try:
             fn(*args, **kwargs)
         except FeatvizError as exc:
             self._show_control_error(str(exc))
-            return
+            return False
         self._show_control_error("")
+        return True
 
     def _on_target(self, change: dict[str, Any]) -> None:
         if self._syncing:
             return
         c = self.controls
         if change["owner"] is c.klass:
-            index = _class_index(change["new"], c.klass.options)
+            index = class_index(change["new"], c.klass.options)
             if index is None:
                 self._show_control_error(
                     f"No class matches {change['new']!r}: type part of a class name or its number."
@@ -314,7 +241,7 @@ class Dreamer(W.HBox):
                 c.klass.value = c.klass.options[index]
         if change["owner"] in (c.mode, c.layer):
             self._refresh_mode()
-        self._guard(self.runner.set_target, self._target())
+        self.apply_target(self._target())
 
     def _refresh_mode(self) -> None:
         """Ranges and visibility follow the mode and the layer (observers silenced)."""
@@ -323,21 +250,6 @@ class Dreamer(W.HBox):
             channels = max(self._infos[c.layer.value].channels - 1, 0)
             c.unit.max = c.unit_b.max = channels
         c.show_for(c.mode.value, int(c.batch.value))
-
-    def _on_batch(self, batch: int) -> None:
-        self.runner.set(batch=int(batch))
-        self.controls.show_for(self.controls.mode.value, int(batch))
-
-    def _on_param(self, param: str) -> None:
-        self.controls.show_param(param)
-        self.runner.set(param=param)  # the runner carries the picture over (Renderer.apply)
-
-    def _on_align(self, strength: float) -> None:
-        self.controls.show_align(float(strength))
-        self.runner.set(align=align_weight(float(strength)))
-
-    def _on_size(self, size: int) -> None:
-        self.runner.set(size=int(size))
 
     def _on_run(self) -> None:
         if self.runner.paused or self.runner.snapshot().state == "settled":
@@ -366,64 +278,15 @@ class Dreamer(W.HBox):
         """Set every control from the runner's truth, without feeding the changes back."""
         c = self.controls
         with self._quiet():
-            c.mode.value = target.mode
-            if target.mode != "class":
-                if target.layer not in {value for _, value in c.layer.options}:  # a layer beyond the main ones
-                    c.layer.options = [*c.layer.options, (target.layer, target.layer)]
-                c.layer.value = target.layer
             c.unit.max = c.unit_b.max = max(self._infos[target.layer].channels - 1, 0)
-            if target.mode == "class":
-                c.klass.value = c.klass.options[target.unit]
-            else:
-                c.unit.value = target.unit
-            c.unit_b.value, c.alpha.value = target.unit_b, target.alpha
-            c.direction_seed.value = target.direction_seed
-            c.diversity.value = min(target.diversity / DIVERSITY_SCALE, 1.0)
-            c.batch.value = settings.batch
-            if settings.lr not in c.lr.options:
-                c.lr.options = sorted({*c.lr.options, settings.lr})
-            c.lr.value = settings.lr
-            for name in ("l1", "tv", "blur"):
-                getattr(c, name).value = penalty_strength(name, getattr(settings, name))
-            if settings.param not in {value for _, value in c.param.options}:
-                label = EXTRA_PARAM_LABELS.get(settings.param, settings.param)
-                c.param.options = [*c.param.options, (label, settings.param)]
-            c.param.value = settings.param
-            c.decay.value = min(settings.decay, c.decay.max)
-            c.align.value = align_strength(settings.align)
-            c.align_photos.value = settings.align_photos or ""
-            c.transform.value = min(settings.transform.strength, c.transform.max)
-            c.views.value = min(settings.views, c.views.max)
-            sizes = {value for _, value in c.size.options}
-            if settings.side not in sizes:
-                c.size.options = [(f"{s} px", s) for s in sorted({*sizes, settings.side})]
-            c.size.value = settings.side
-            c.seed.value = settings.seed
+            c.show_values({**target_values(target, c.klass.options), **settings_values(settings)})
         c.show_for(target.mode, settings.batch)
 
     # --- panels' host (see host.py) -------------------------------------------------------------
     def run_job(
         self, name: str, work: Callable[[], Any], done: Callable[[Any], None], message: W.HTML, bar: W.IntProgress
     ) -> bool:
-        if self.job.busy:
-            message.value = error_html(f"Still busy with '{self.job.name}'; wait for it before '{name}'.")
-            return False
-        self._job_outputs = (message, bar)
-        return self.job.start(name, work, done)
-
-    def _job_progress(self, name: str, done: int, total: int) -> None:
-        if self._job_outputs is not None:
-            bar = self._job_outputs[1]
-            bar.description, bar.max, bar.value = name, total, done
-            bar.layout.display = ""
-
-    def _job_error(self, _name: str, message: str) -> None:
-        if self._job_outputs is not None:
-            self._job_outputs[0].value = error_html(message)
-
-    def _job_finished(self, _name: str) -> None:
-        if self._job_outputs is not None:
-            self._job_outputs[1].layout.display = "none"
+        return self._jobs.run(name, work, done, message, bar)
 
     def open_live(self, target: Target, image: Image.Image | None = None, source: PhotoStart | None = None) -> None:
         """Show ``target`` in the controls and optimize it live, from ``image`` when given."""
@@ -441,12 +304,7 @@ class Dreamer(W.HBox):
             return
         if frame is not None:
             self._frame_count += 1
-            if isinstance(self.image_widget, LiveImage):
-                self.image_widget.show(frame)
-            else:
-                with self.image_widget.hold_sync():
-                    self.image_widget.format = frame.mime.split("/")[1]
-                    self.image_widget.value = frame.data
+            show_frame(self.image_widget, frame)
         with self._status_lock:
             self.status.value = status_html(snap, self.model.class_names, self._control_error)
             self.plot.value = sparkline(snap.history[-200:])
@@ -465,6 +323,11 @@ class Dreamer(W.HBox):
     @property
     def frames_shown(self) -> int:
         return self._frame_count
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` ran: the loop stopped, the model freed, the widgets closed."""
+        return self._closed
 
     def image(self) -> Image.Image | None:
         """The current picture (a grid when the batch has several images), lossless."""
@@ -512,18 +375,8 @@ class Dreamer(W.HBox):
     def _check_load(self, settings: RenderSettings, target: Target) -> None:
         """Refuse what the controls cannot show or the runner would refuse, before anything changes."""
         c = self.controls
-        modes = [value for _, value in c.mode.options]
-        if target.mode not in modes:
-            raise InvalidSettingError(
-                f"The saved target's mode {target.mode!r} has no control in this widget (valid: "
-                f"{', '.join(modes)}); render it headless with Renderer(model, objective) instead."
-            )
-        if target.mode != "class" and target.layer not in self._infos:
-            raise unknown_layer(target.layer, [v for _, v in c.layer.options])
-        if target.mode == "class" and not 0 <= target.unit < len(c.klass.options):
-            raise InvalidSettingError(
-                f"The saved class {target.unit} is not one of this model's {len(c.klass.options)} classes."
-            )
+        listed = [v for _, v in c.layer.options]
+        check_showable(target, [v for _, v in c.mode.options], self._infos, listed, c.klass.options)
         self.runner.check(settings, target)
 
     def save(self, path: str | Path) -> Path:
@@ -559,10 +412,10 @@ class Dreamer(W.HBox):
         self.job.stop()
         self.runner.close()
         for child in self.children:
-            _close_tree(child)
+            close_tree(child)
         for w in self.controls.all():  # hidden ones too
             w.close()
-        _DREAMERS.discard(self)
+        cells.closed(self)
         super().close()
 
     def _repr_png_(self) -> bytes | None:  # static fallback for viewers without a kernel
@@ -570,36 +423,3 @@ class Dreamer(W.HBox):
         if image is None:
             return None
         return png_bytes(image, self.settings())
-
-
-def _class_index(entry: str, options: tuple[str, ...] = ()) -> int | None:
-    """The class number of a picker entry ``'285 Egyptian cat'``, of a number ``'309'``, or of
-    typed text that names a class, case-insensitively: the class of that exact name (``'bee'``),
-    else the first whose name starts with it, else the first with a word starting with it,
-    else the first containing it (``'golden retr'``). None when nothing matches (or the number
-    is not a class)."""
-    text = " ".join(entry.split()).lower()
-    if not text:
-        return None
-    head = text.split(" ", 1)[0]
-    if head.isdigit():
-        number = int(head)
-        return number if number < len(options) else None
-    names = [o.split(" ", 1)[1].lower() if " " in o else "" for o in options]
-    tests = (
-        lambda name: name == text,
-        lambda name: name.startswith(text),
-        lambda name: any(word.startswith(text) for word in name.replace("-", " ").split()),
-        lambda name: text in name,
-    )
-    for test in tests:
-        index = next((i for i, name in enumerate(names) if test(name)), None)
-        if index is not None:
-            return index
-    return None
-
-
-def _close_tree(widget: W.Widget) -> None:
-    for child in getattr(widget, "children", ()):
-        _close_tree(child)
-    widget.close()

@@ -79,11 +79,15 @@ class ExportPanel:
 
     def _on_load(self, change: dict[str, Any]) -> None:
         upload = uploaded_file(change)
-        if upload is None:
-            return
+        if upload is not None:
+            self.accept_upload(upload[1], upload[0])
+
+    def accept_upload(self, data: bytes, name: str) -> None:
+        """Load the settings of an uploaded PNG (what Load settings does with the chosen file):
+        all or nothing; a bad file gets a message here and changes nothing."""
         try:
-            self.host.load(upload[1], upload[0])
+            self.host.load(data, name)
         except FeatvizError as exc:
-            self._say(f"{upload[0]}: {exc} Nothing was changed.", error=True)
+            self._say(f"{name}: {exc} Nothing was changed.", error=True)
             return
-        self._say(f"Loaded the settings of {upload[0]}; the live image continues from its picture.")
+        self._say(f"Loaded the settings of {name}; the live image continues from its picture.")

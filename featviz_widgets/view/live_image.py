@@ -26,7 +26,7 @@ import numpy as np
 import traitlets
 
 from ..runner.encode import encode
-from ..runner.live import Frame
+from ..runner.publish import Frame
 
 
 def _static(name: str) -> str:

@@ -59,3 +59,10 @@ def progress_bar() -> W.IntProgress:
 
 def tiles_box(children: list[W.Widget]) -> W.Box:
     return W.Box(children, layout=W.Layout(display="flex", flex_flow="row wrap", width="100%"))
+
+
+def close_tree(widget: W.Widget) -> None:
+    """Close ``widget`` and every widget under it."""
+    for child in getattr(widget, "children", ()):
+        close_tree(child)
+    widget.close()
