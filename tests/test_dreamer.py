@@ -146,7 +146,9 @@ def test_run_button_tells_the_truth_after_a_job(live: tuple[Dreamer, FakeView]) 
     assert wait(lambda: d.runner.snapshot().state == "running" and "running" in d.status.value)
     assert run.description == "Pause"
     user_clicks(run)  # the first click pauses
-    assert wait(lambda: "paused" in d.status.value) and run.description == "Run"
+    assert wait(
+        lambda: "paused" in d.status.value and run.description == "Run"
+    )  # the worker writes the status, then the button
     step = d.runner.snapshot().step
     user_sets(d.page_picker, "Controls")
     lr = shown(d, W.SelectionSlider, description="learning rate")
@@ -155,7 +157,7 @@ def test_run_button_tells_the_truth_after_a_job(live: tuple[Dreamer, FakeView]) 
         assert wait(lambda rate=rate: d.runner.snapshot().settings.lr == rate)
         assert d.runner.snapshot().state == "paused" and d.runner.snapshot().step == step  # ...with no step
     user_clicks(run)
-    assert wait(lambda: d.runner.snapshot().step > step) and run.description == "Pause"
+    assert wait(lambda: d.runner.snapshot().step > step and run.description == "Pause")
 
 
 def test_bad_value_shows_in_status_and_changes_nothing(live: tuple[Dreamer, FakeView]) -> None:
