@@ -1,11 +1,12 @@
 """The runner layer: the worker thread, its settings, jobs, snapshots and frames (no widgets)."""
 
 from .jobs import Job
-from .live import LiveRunner, cpu_threads, stop_all
+from .live import LiveRunner, stop_all
 from .publish import Frame, FrameSink, Snapshot
 from .recording import PhotoStart, Recording
 from .saved import read_saved
 from .target import Target
+from .worker import cpu_threads
 
 __all__ = [
     "Frame",
