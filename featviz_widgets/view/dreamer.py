@@ -12,7 +12,6 @@ and see the widget through ``host.Host``.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,8 +47,9 @@ from .host import JobHost
 from .live_image import LiveImage
 from .parts import close_tree, data_link
 from .photo_panel import PhotoPanel
-from .sink import ViewSink, check_ipykernel, show_frame
-from .status import file_stem, sparkline, status_html
+from .readout import Readout
+from .sink import ViewSink, check_ipykernel
+from .status import file_stem
 
 
 class Dreamer(W.HBox):
@@ -107,15 +107,11 @@ class Dreamer(W.HBox):
             if backend == "anywidget"
             else W.Image(format="jpeg", layout=W.Layout(width=f"{display_size}px"))
         )
-        self.plot = W.HTML(sparkline([]))
-        self.status = W.HTML("starting...")
+        self._readout = Readout(self.image_widget, c.run, self.model)
+        self.plot, self.status = self._readout.plot, self._readout.status
         self.download_link = W.HTML("")
-        self._control_error = ""
-        self._frame_count = 0
         self._closed = False
         self._syncing = False
-        self._stepping_shown: bool | None = None
-        self._status_lock = threading.Lock()
         self.runner = LiveRunner(
             self.model,
             self._target(),
@@ -163,7 +159,7 @@ class Dreamer(W.HBox):
             self.runner.start()
         else:
             self.runner.pause()
-            self._refresh_run_button(False)
+            self._readout.show_stepping(False)
 
     def _show_page(self, name: str) -> None:
         for key, page in self.pages.items():
@@ -254,17 +250,10 @@ class Dreamer(W.HBox):
     def _on_run(self) -> None:
         if self.runner.paused or self.runner.snapshot().state == "settled":
             self.runner.resume()
-            self._refresh_run_button(True)
+            self._readout.show_stepping(True)
         else:
             self.runner.pause()
-            self._refresh_run_button(False)
-
-    def _refresh_run_button(self, stepping: bool) -> None:
-        if stepping == self._stepping_shown:
-            return
-        self._stepping_shown = stepping
-        c = self.controls
-        c.run.description, c.run.icon = ("Pause", "pause") if stepping else ("Run", "play")
+            self._readout.show_stepping(False)
 
     @contextmanager
     def _quiet(self) -> Iterator[None]:
@@ -298,31 +287,23 @@ class Dreamer(W.HBox):
         if isinstance(self.image_widget, LiveImage):
             self.image_widget.copy(text)
 
-    # --- runner -> widgets (worker thread) ------------------------------------------------------
+    # --- runner -> widgets (worker thread; see readout.py) --------------------------------------
     def _show(self, frame: Frame | None, snap: Snapshot) -> None:
         if self._closed:
             return
-        if frame is not None:
-            self._frame_count += 1
-            show_frame(self.image_widget, frame)
-        with self._status_lock:
-            self.status.value = status_html(snap, self.model.class_names, self._control_error)
-            self.plot.value = sparkline(snap.history[-200:])
-        self._refresh_run_button(snap.stepping)
+        self._readout.show(frame, snap)
         if snap.error and self.runner.last_error:
             self.last_error = self.runner.last_error
 
     def _show_control_error(self, message: str) -> None:
-        self._control_error = message
-        with self._status_lock:
-            self.status.value = status_html(self.runner.snapshot(), self.model.class_names, message)
+        self._readout.show_control_error(message, self.runner.snapshot)
 
     # --- public API -----------------------------------------------------------------------------
     last_error: str | None = None
 
     @property
     def frames_shown(self) -> int:
-        return self._frame_count
+        return self._readout.frames
 
     @property
     def closed(self) -> bool:
