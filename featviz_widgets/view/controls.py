@@ -12,7 +12,10 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..engine import LayerInfo
+from ..engine import FeatvizModel, LayerInfo, main_layers
+from ..engine.layers import layers_by_name
+from ..engine.models import LOGITS
+from ..errors import FeatvizError, unknown_layer
 from ..runner.target import MODES
 
 # Slider scales (penalties, alignment, diversity) and the control <-> settings mapping: binding.py.
@@ -71,6 +74,24 @@ def layer_options(layers: list[LayerInfo]) -> list[tuple[str, str]]:
             detail += f", +{info.prefix_tokens} class token" + ("s" if info.prefix_tokens > 1 else "")
         options.append((f"{prefix}{info.name}  ({detail})", info.name))
     return options
+
+
+def listed_layers(model: FeatvizModel, layer: str | None) -> tuple[list[LayerInfo], dict[str, LayerInfo], str]:
+    """The layers the layer picker lists (``layer`` added when not among them), every layer of
+    the model by name, and the layer to start with (``layer``, else a middle one)."""
+    layers = [i for i in main_layers(model) if i.name != LOGITS]
+    if not layers:
+        raise FeatvizError(
+            "The model has no layer to visualize: none outputs a feature map, tokens or channels "
+            "(see featviz_widgets.list_layers(model)); pass layouts={...} to load_model if the probe misread them."
+        )
+    infos = layers_by_name(model)
+    layer = layer or ("blocks.8" if "blocks.8" in {i.name for i in layers} else layers[len(layers) // 2].name)
+    if layer not in infos:
+        raise unknown_layer(layer, [i.name for i in layers])
+    if layer not in {i.name for i in layers}:
+        layers.append(infos[layer])
+    return layers, infos, layer
 
 
 def class_options(names: list[str] | None, count: int) -> list[str]:

@@ -21,11 +21,10 @@ from typing import Any
 import ipywidgets as W
 from PIL import Image
 
-from ..engine import FeatvizModel, RenderSettings, load_model, main_layers
+from ..engine import FeatvizModel, RenderSettings, load_model
 from ..engine.image.photos import pil_to_tensor
-from ..engine.layers import layers_by_name
 from ..engine.models import LOGITS
-from ..errors import FeatvizError, InvalidSettingError, unknown_layer
+from ..errors import FeatvizError, InvalidSettingError
 from ..export import png_bytes, save_png
 from ..runner import Frame, LiveRunner, PhotoStart, Snapshot, Target, read_saved
 from ..runner.encode import tile
@@ -40,7 +39,7 @@ from .binding import (
     target_of,
     target_values,
 )
-from .controls import build_controls, class_options
+from .controls import build_controls, class_options, listed_layers
 from .explore_panel import ExplorePanel
 from .export_panel import ExportPanel
 from .host import JobHost
@@ -85,18 +84,7 @@ class Dreamer(W.HBox):
         if backend not in ("anywidget", "image"):
             raise InvalidSettingError(f"backend must be 'anywidget' or 'image', got {backend!r}.")
         self.model = model if isinstance(model, FeatvizModel) else load_model(model)
-        layers = [i for i in main_layers(self.model) if i.name != LOGITS]
-        if not layers:
-            raise FeatvizError(
-                "The model has no layer to visualize: none outputs a feature map, tokens or channels "
-                "(see featviz_widgets.list_layers(model)); pass layouts={...} to load_model if the probe misread them."
-            )
-        self._infos = layers_by_name(self.model)
-        layer = layer or ("blocks.8" if "blocks.8" in {i.name for i in layers} else layers[len(layers) // 2].name)
-        if layer not in self._infos:
-            raise unknown_layer(layer, [i.name for i in layers])
-        if layer not in {i.name for i in layers}:
-            layers.append(self._infos[layer])
+        layers, self._infos, layer = listed_layers(self.model, layer)
         classes = class_options(self.model.class_names, self._infos[LOGITS].channels) if LOGITS in self._infos else []
         self.controls = c = build_controls(layers, layer, classes, size, lr, seed)
         c.unit.max = max(self._infos[layer].channels - 1, 0)
