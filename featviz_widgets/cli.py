@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .engine.core.settings import RenderSettings
-from .engine.image.param import PARAMS
+from .engine.core import RenderSettings
+from .engine.image import PARAMS
 from .errors import FeatvizError, InvalidSettingError
 
 
@@ -133,7 +133,7 @@ def _atlas(args: argparse.Namespace) -> int:
 def _param_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The render's parameterization, learning rate and alignment: MaCo's recipe when asked
     (an explicit --lr or --param still wins), then --param, then the old --pixel/--no-decorrelate."""
-    from .engine.image.maco import maco_recipe
+    from .engine.image import maco_recipe
 
     settings: dict[str, Any] = {"lr": args.lr, "decay": args.decay, "align": args.align}
     if args.maco_recipe:
@@ -172,7 +172,7 @@ def _objective(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .engine import list_layers, load_model, main_layers, render
-    from .engine.core.runtime import tune
+    from .engine.core import tune
     from .export import save_png
 
     tune()  # a process of its own that only renders: keep freed memory for the next step

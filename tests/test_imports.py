@@ -129,6 +129,22 @@ def test_the_package_has_no_import_circle() -> None:
     assert cycles(graph) == []
 
 
+def test_the_layers_above_the_engine_import_its_faces_only() -> None:
+    """The runner, the view, the atlas and the top-level modules reach the engine through its
+    face (``engine``) or a room's (``engine.core``, ``engine.image``, ...), never a module inside
+    a room: the rooms can move their files without the layers above noticing."""
+    graph, _ = import_graph()
+    faces = {m for m in graph if m.count(".") <= 2 and (PACKAGE.parent / m.replace(".", "/") / "__init__.py").exists()}
+    deep = [
+        f"{m} imports {t}"
+        for m, targets in graph.items()
+        if not m.startswith("featviz_widgets.engine")
+        for t in targets
+        if t.startswith("featviz_widgets.engine") and t not in faces
+    ]
+    assert deep == []
+
+
 def test_the_walker_sees_circles_and_private_imports() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .x import y\nfrom .z import _w\n")

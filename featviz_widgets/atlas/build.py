@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..engine import FeatvizModel
-from ..engine.core.settings import check_int
+from ..engine.core import check_int
 from ..engine.models import ensure_model
 from .exemplars import ExemplarJob, Photos, load_photos, photos_key
 from .local import run_local

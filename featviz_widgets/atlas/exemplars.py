@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..engine import Context, FeatvizModel, capture
 from ..engine.explore import photo_crops
-from ..engine.image.photos import iter_photos, pil_to_tensor
+from ..engine.image import iter_photos, pil_to_tensor
 from ..engine.layers import layers_by_name
 
 Box = tuple[int, int, int, int]

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..engine import BatchChannels, ClassLogit, FeatvizModel, Objective, RenderSettings, layer_info, main_layers
-from ..engine.core.settings import check_int
+from ..engine.core import check_int
 from ..engine.explore import PerImage
 from ..engine.models import LOGITS
 from ..errors import InvalidSettingError

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..engine import FeatvizModel, Objective, Renderer, RenderSettings
-from ..engine.core.memory import check_fits
+from ..engine.core import check_fits
 from ..engine.layers import layer_info, layers_by_name
 from ..errors import InvalidSettingError
 from .recording import PhotoStart

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from ..engine.core.runtime import release_idle_openmp_threads
+from ..engine.core import release_idle_openmp_threads
 from ..errors import FeatvizError
 from .live import LiveRunner
 

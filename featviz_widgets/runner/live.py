@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from ..engine import FeatvizModel, RenderSettings
-from ..engine.core.runtime import release_idle_openmp_threads
-from ..engine.core.timelapse import Timelapse
+from ..engine.core import Timelapse, release_idle_openmp_threads
 from ..engine.models import load_code, load_code_note
 from ..errors import FeatvizError, InvalidSettingError
 from .changes import Change, Truth, Unsettle

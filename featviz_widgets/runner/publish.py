@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from ..engine import Renderer, RenderSettings
-from ..engine.core.renderer import to_uint8
-from ..engine.image.maco import transparency_overlay
+from ..engine.core import to_uint8
+from ..engine.image import transparency_overlay
 from .changes import fit
 from .encode import encode, tile
 from .target import Target

@@ -42,8 +42,7 @@ from dataclasses import replace
 import torch
 
 from ..engine import FeatvizModel, Objective, Renderer
-from ..engine.core.renderer import to_uint8
-from ..engine.core.timelapse import Timelapse
+from ..engine.core import Timelapse, to_uint8
 from ..errors import FeatvizError
 from .changes import Change, Effect, Load, SetTarget, StartFrom, Truth, effect
 from .publish import UNSEEN, Publisher, Snapshot, thumbnail

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipywidgets as W
 import numpy as np
 
-from ..engine.explore.direction_views import DirectionSheet, directions_from_photos
+from ..engine.explore import DirectionSheet, directions_from_photos
 from ..runner import PhotoStart, Target
 from ..runner.encode import labelled_grid, tile_index
 from .controls import STYLE, wide_layout

@@ -22,7 +22,7 @@ import ipywidgets as W
 from PIL import Image
 
 from ..engine import FeatvizModel, RenderSettings, load_model
-from ..engine.image.photos import pil_to_tensor
+from ..engine.image import pil_to_tensor
 from ..engine.models import LOGITS
 from ..errors import FeatvizError, InvalidSettingError
 from ..export import png_bytes, save_png

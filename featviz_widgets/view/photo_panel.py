@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from ..engine import explore
-from ..engine.image.photos import SAMPLES, PhotoError, load_photo, pil_to_tensor, sample_photo
+from ..engine.image import SAMPLES, PhotoError, load_photo, pil_to_tensor, sample_photo
 from ..export import png_bytes
 from ..runner import PhotoStart
 from ..runner.encode import encode

@@ -29,7 +29,7 @@ from ..objectives import L1, BlurPenalty, Context, Objective, TotalVariation, as
 from .align import Reference, align_layers, reference_activations
 from .memory import check_fits
 from .optim import adam
-from .pictures import image_batch, resized, to_pil, to_uint8
+from .pictures import image_batch, resized, to_pil
 from .redirect import redirected
 from .settings import RenderSettings, check_int
 
@@ -369,5 +369,4 @@ def _adam(param: ImageParam, lr: float) -> torch.optim.Adam:
     return adam(param.parameters(), lr, betas=(0.5, 0.999))
 
 
-# to_uint8 is also reached here, as before the split (runner/live.py).
-__all__ = ["Renderer", "StepInfo", "to_pil", "to_uint8"]
+__all__ = ["Renderer", "StepInfo"]
