@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
+from featviz_widgets.engine.image import grid_index
 from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.errors import FeatvizError
 from featviz_widgets.export import SETTINGS_KEY, read_settings
-from featviz_widgets.runner.encode import labelled_grid, tile_index
+from featviz_widgets.runner import labelled_grid
 from featviz_widgets.view import Dreamer, LiveImage
 from featviz_widgets.view.parts import GALLERY_WIDTH
 
@@ -88,7 +89,7 @@ def test_a_wide_layers_gallery_fits_its_width_and_is_never_shrunk() -> None:
     assert cols == 8 and grid.shape[1] == 8 * 64 + 7 * 2 <= GALLERY_WIDTH and cell == 80
     assert grid.shape[0] == 14 * 80 + 13 * 2  # 112 tiles in 14 rows
     # A click maps to the tile under it in that layout (tile 15: row 1, column 7).
-    assert tile_index(7 * 66 + 30, 82 + 30, 112, cell, 64, cols=cols) == 15
+    assert grid_index(7 * 66 + 30, 82 + 30, 112, cell, 64, cols=cols) == 15
     caption = grid[82 + 64 : 82 + 80, 7 * 66 : 7 * 66 + 64]
     assert caption.min() < 100  # the caption is drawn at its own pixels under the tile
 

@@ -15,9 +15,9 @@ import torch
 
 from ..engine import Renderer, RenderSettings
 from ..engine.core import to_uint8
-from ..engine.image import transparency_overlay
+from ..engine.image import grid, transparency_overlay
 from .changes import fit
-from .encode import encode, tile
+from .frames import encode
 from .target import Target
 
 UNSEEN = "Paused: no view of this widget is left on screen (it runs again when one is back, or on Run)."
@@ -77,8 +77,8 @@ def make_frame(images: np.ndarray, r: Renderer | None, kind: str, step: int, tra
     touched least."""
     if transparency and r is not None:
         images = to_uint8(transparency_overlay(r.image(), r.transparency()))
-    grid = tile(images)
-    return Frame(encode(grid, kind), f"image/{kind}", grid.shape[1], grid.shape[0], step)
+    picture = grid(images)
+    return Frame(encode(picture, kind), f"image/{kind}", picture.shape[1], picture.shape[0], step)
 
 
 def thumbnail(renderer: Renderer, side: int = 160) -> np.ndarray:
@@ -88,7 +88,7 @@ def thumbnail(renderer: Renderer, side: int = 160) -> np.ndarray:
         img = torch.nn.functional.interpolate(
             img, fit(img.shape[-2:], side), mode="bilinear", align_corners=False, antialias=True
         )
-    return tile(to_uint8(img))
+    return grid(to_uint8(img))
 
 
 class Publisher:

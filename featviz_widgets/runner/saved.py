@@ -49,7 +49,7 @@ def read_saved(
 
 
 def _grid_pixels(settings: RenderSettings, gap: int = 2) -> int:
-    """Pixels of the grid ``encode.tile`` lays a batch out in (the picture ``save`` writes)."""
+    """Pixels of the grid ``engine.image.grid`` lays a batch out in (the picture ``save`` writes)."""
     h, w = settings.size if isinstance(settings.size, tuple) else (settings.size, settings.size)
     n = settings.batch
     cols = 1 if n == 1 else math.ceil(math.sqrt(n))

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..engine import RenderSettings
 from ..errors import InvalidSettingError, unknown_layer
-from ..runner.target import Target
+from ..runner import Target
 
 PENALTY_MAX = {"l1": 200.0, "tv": 300.0, "blur": 30000.0}
 ALIGN_MAX = 50.0

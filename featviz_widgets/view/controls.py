@@ -16,7 +16,7 @@ from ..engine import FeatvizModel, LayerInfo, main_layers
 from ..engine.layers import layers_by_name
 from ..engine.models import LOGITS
 from ..errors import FeatvizError, unknown_layer
-from ..runner.target import MODES
+from ..runner import MODES
 
 # Slider scales (penalties, alignment, diversity) and the control <-> settings mapping: binding.py.
 # The parameterization dropdown (RenderSettings.param): (label, value), docs/parameterizations.md.

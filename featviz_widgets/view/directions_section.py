@@ -8,8 +8,8 @@ import ipywidgets as W
 import numpy as np
 
 from ..engine.explore import DirectionSheet, directions_from_photos
-from ..runner import PhotoStart, Target
-from ..runner.encode import labelled_grid, tile_index
+from ..engine.image import grid_index
+from ..runner import PhotoStart, Target, labelled_grid
 from .controls import STYLE, wide_layout
 from .host import Host
 from .live_image import LiveImage
@@ -89,7 +89,7 @@ class DirectionsSection:
         if sheet is None:
             return
         height, width, cols = self.cell
-        index = tile_index(x, y, len(sheet.images), height, width, cols=cols)
+        index = grid_index(x, y, len(sheet.images), height, width, cols=cols)
         if index is None:
             return
         vector = tuple(float(v) for v in sheet.directions[index].tolist())

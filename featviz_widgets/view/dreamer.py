@@ -22,12 +22,11 @@ import ipywidgets as W
 from PIL import Image
 
 from ..engine import FeatvizModel, RenderSettings, load_model
-from ..engine.image import pil_to_tensor
+from ..engine.image import grid, pil_to_tensor
 from ..engine.models import LOGITS
 from ..errors import FeatvizError, InvalidSettingError
 from ..export import png_bytes, save_png
 from ..runner import Frame, LiveRunner, PhotoStart, Snapshot, Target, read_saved
-from ..runner.encode import tile
 from . import cells
 from .binding import (
     SETTINGS,
@@ -301,7 +300,7 @@ class Dreamer(W.HBox):
     def image(self) -> Image.Image | None:
         """The current picture (a grid when the batch has several images), lossless."""
         arr = self.runner.image()
-        return None if arr is None else Image.fromarray(tile(arr), "RGB")
+        return None if arr is None else Image.fromarray(grid(arr), "RGB")
 
     def settings(self) -> dict[str, Any]:
         """The settings that reproduce the current picture (model, objective, target, every setting)."""

@@ -11,9 +11,9 @@ import ipywidgets as W
 import numpy as np
 
 from ..engine import SanityReadout, explore, sanity_readout
+from ..engine.image import grid_index
 from ..markup import escape, html
-from ..runner import PhotoStart, Target
-from ..runner.encode import labelled_grid, tile_index
+from ..runner import PhotoStart, Target, labelled_grid
 from .controls import STYLE, wide_layout
 from .directions_section import DirectionsSection
 from .host import Host
@@ -186,7 +186,7 @@ class ExplorePanel:
         if sheet is None:
             return
         height, width, cols = self.gallery_cell
-        index = tile_index(x, y, len(sheet.images), height, width, cols=cols)
+        index = grid_index(x, y, len(sheet.images), height, width, cols=cols)
         if index is None:
             return
         channel = int(sheet.labels[index].rsplit(":", 1)[1])

@@ -25,8 +25,7 @@ import anywidget
 import numpy as np
 import traitlets
 
-from ..runner.encode import encode
-from ..runner.publish import Frame
+from ..runner import Frame, encode
 
 
 def _static(name: str) -> str:

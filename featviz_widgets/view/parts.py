@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ..markup import data_link, escape
-from ..runner.encode import encode
+from ..runner import encode
 
 __all__ = [
     "data_link",

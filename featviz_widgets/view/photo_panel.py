@@ -12,8 +12,7 @@ from PIL import Image
 from ..engine import explore
 from ..engine.image import SAMPLES, PhotoError, load_photo, pil_to_tensor, sample_photo
 from ..export import png_bytes
-from ..runner import PhotoStart
-from ..runner.encode import encode
+from ..runner import PhotoStart, encode
 from .controls import STYLE, wide_layout
 from .host import Host
 from .parts import data_link, error_html, note_html, png_widget, progress_bar, uploaded_file

@@ -1,6 +1,5 @@
-"""Frames: uint8 images -> JPEG/PNG bytes, and a batch laid out as one (captioned) grid image
-with the engine's grid maker; ``tile``, ``tile_index`` and ``labelled_grid`` are the names the
-view uses."""
+"""Frames: uint8 images -> JPEG/PNG bytes, and a batch laid out as one captioned grid image
+with the engine's grid maker (``engine.image.grid``; ``grid_index`` maps a click back)."""
 
 from __future__ import annotations
 
@@ -10,8 +9,6 @@ import numpy as np
 from PIL import Image
 
 from ..engine.image import caption, grid, grid_columns
-from ..engine.image import grid as tile  # a batch -> one near-square grid, under the view's name
-from ..engine.image import grid_index as tile_index
 
 JPEG_QUALITY = 85
 
@@ -34,7 +31,7 @@ def labelled_grid(
 ) -> tuple[np.ndarray, int, int]:
     """A grid with a caption strip of ``strip`` pixels under each image, at most
     ``max_width`` pixels wide when given; returns the grid, the cell height (image + strip) and
-    the columns, for ``tile_index``."""
+    the columns, for ``engine.image.grid_index``."""
     n, h, w, c = images.shape
     cells = np.full((n, h + strip, w, c), 255, np.uint8)
     cells[:, :h] = images
@@ -46,4 +43,4 @@ def labelled_grid(
     return grid(cells, cols, gap), h + strip, cols
 
 
-__all__ = ["JPEG_QUALITY", "encode", "labelled_grid", "tile", "tile_index"]
+__all__ = ["JPEG_QUALITY", "encode", "labelled_grid"]
