@@ -5,8 +5,8 @@ worker SIGKILLed mid-task through that path, Ctrl-C and resume. Every tile writt
 once and equal to the in-process pixels. No test initialises Ray before the code under test
 except ``test_already_initialised_ray_is_used_and_left_running``, which checks exactly that.
 
-One cluster for the module (started with retries: on a loaded 2-core machine Ray's fixed 30 s
-node start-up wait can expire), stopped with ``ray stop`` at the end, also on failure. The
+One cluster for the module (started with the agents' ports given, so that a loaded 2-core
+machine does not expire the raylet's fixed 15 s wait for them, and retried), stopped with ``ray stop`` at the end, also on failure. The
 tests share one xdist worker (group "ray"): ``ray stop`` stops every Ray process on the machine.
 """
 
@@ -158,15 +158,39 @@ def test_cli_ray_local_from_a_fresh_process_runs_past_60_s(tmp_path: Path) -> No
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
-    """``ray start --head --num-cpus 2 --port P`` (retried: a loaded machine can time out Ray's
-    start-up), ``ray stop`` afterwards whatever happens."""
+    """``ray start --head --num-cpus 2 --port P``, ``ray stop`` afterwards whatever happens.
+
+    The agents' ports are given too: otherwise the raylet waits 15 s (fixed in Ray 2.60, not
+    ``RAY_agent_register_timeout_ms``) for the dashboard agent to write them to files and aborts
+    ("timed out during startup") when the agent's imports take longer, as they do on a loaded
+    machine: with eight busy loops on 2 cores the plain command failed after 63 s and this one
+    started in 38 s (docs/atlas.md). Still retried, as a port picked here may be taken."""
     ray_stop()
     address = ""
     try:
         for _ in range(3):
             port = free_port()
+            agents = [
+                f"--{name}={free_port()}"
+                for name in (
+                    "dashboard-agent-grpc-port",
+                    "dashboard-agent-listen-port",
+                    "metrics-export-port",
+                    "runtime-env-agent-port",
+                )
+            ]
             done = subprocess.run(
-                [RAY_BIN, "start", "--head", "--num-cpus", "2", "--port", str(port), "--include-dashboard=false"],
+                [
+                    RAY_BIN,
+                    "start",
+                    "--head",
+                    "--num-cpus",
+                    "2",
+                    "--port",
+                    str(port),
+                    "--include-dashboard=false",
+                    *agents,
+                ],
                 env=env(),
                 capture_output=True,
                 text=True,
@@ -360,8 +384,12 @@ def test_api_ray_run_resumes_what_local_started(cluster: str, tmp_path: Path, mo
 
 def test_already_initialised_ray_is_used_and_left_running(cluster: str, tmp_path: Path) -> None:
     """The one test that initialises Ray itself: render_atlas then uses that connection (whatever
-    ``ray=`` says) and leaves it initialised."""
-    ray.init(address=cluster, log_to_driver=False)
+    ``ray=`` says) and leaves it initialised. Joined with "auto", as a user on this machine would:
+    Ray sends the machine's token (~/.ray/auth_token, written by ``ray start``) to "auto" but to an
+    explicit address only with RAY_AUTH_MODE=token, so ``address=cluster`` passed only after
+    another test had turned token auth on in this process (run alone it failed)."""
+    assert cluster
+    ray.init(address="auto", log_to_driver=False)
     try:
         tiny = wrap_module(TinyNet(), input_size=32, name="tiny")
         r = render_atlas(tiny, out=tmp_path, layers=["conv1"], chunk=2, ray="local", **FAST)
