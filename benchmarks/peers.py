@@ -259,7 +259,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     order = list(engines)
     for name, by_pair in sorted(renders.items(), key=lambda kv: order.index(kv[0])):
         rows[name] = {}
-        for s in steps:
+        # This project's rows are judged at their deeper checkpoints too (e.g. 256 when the peers are
+        # reported at 32, 64): the equal-compute comparison sets a peer's k x s passes against them.
+        deeper = (
+            set.intersection(*(set(by_pair[p]) for p in pairs)) - set(steps) if name.startswith("featviz") else set()
+        )
+        for s in (*steps, *sorted(deeper)):
             images = [by_pair[p][s] for p in pairs]
             labels = torch.tensor([c for c, _ in pairs])
             row: dict[str, float] = {"speckle": float(np.mean([speckle(img) for img in images]))}
@@ -347,18 +352,22 @@ def print_tables(
     if ours is None:
         return
     print(
-        "\nequal compute (network passes = steps x crops): a peer at s steps vs featviz at the largest checkpoint <= its passes"
+        "\nequal compute (network passes = steps x crops): a peer at s steps vs this project's default and"
+        " class recipe at the largest checkpoint <= its passes"
     )
     for name, by_step in rows.items():
         crops = engines[name].crops
         if crops == 1 or name.startswith("featviz"):
             continue
         for s in steps:
-            budget = [t for t in steps if t <= s * crops]
-            t = max(budget)
+            versus = []
+            for mine in ("featviz", "featviz-tv100"):
+                if mine in rows:
+                    t = max(c for c in rows[mine] if c <= s * crops)
+                    versus.append(f"{mine} @{t}: {rows[mine][t]['lite1_top1']:.0%} / {rows[mine][t]['lite2_top1']:.0%}")
             print(
-                f"  {name} @{s} ({s * crops} passes): Lite2 top-1 {by_step[s]['lite2_top1']:.0%}"
-                f"  vs featviz @{t} ({t} passes): {ours[t]['lite2_top1']:.0%}"
+                f"  {name} @{s} ({s * crops} passes): Lite1 / Lite2 top-1 {by_step[s]['lite1_top1']:.0%} / "
+                f"{by_step[s]['lite2_top1']:.0%}  vs  " + ",  ".join(versus)
             )
     for s in steps:
         best = max(
