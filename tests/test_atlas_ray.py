@@ -6,8 +6,9 @@ once and equal to the in-process pixels. No test initialises Ray before the code
 except ``test_already_initialised_ray_is_used_and_left_running``, which checks exactly that.
 
 One cluster for the module (started with the agents' ports given, so that a loaded 2-core
-machine does not expire the raylet's fixed 15 s wait for them, and retried), stopped with ``ray stop`` at the end, also on failure. The
-tests share one xdist worker (group "ray"): ``ray stop`` stops every Ray process on the machine.
+machine does not expire the raylet's fixed 15 s wait for them, and retried), stopped with
+``ray stop`` at the end, also on failure. The tests share one xdist worker (group "ray"):
+``ray stop`` stops every Ray process on the machine.
 """
 
 from __future__ import annotations
