@@ -49,6 +49,7 @@ from PIL import Image, ImageDraw
 from quality import CLASSES, HELD_OUT
 
 from featviz_widgets.engine import TransformConfig, capture, load_model, maco_recipe
+from featviz_widgets.lab import clipped_share, hsv_saturation
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "artifacts" / "peers"
@@ -67,6 +68,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Tried here from dreamlens's and torch-dreams' transforms: their views also zoom out (0.5-1.2);
     # ours only zoom in (1-1.5 crops). scale=0.3: zoom drawn from 0.7-1.8.
     "featviz-zoomout": {"transform": TransformConfig(scale=0.3)},
+    # A steeper Fourier spectrum (1/f^1.5 instead of 1/f): less high-frequency energy; tried for the
+    # speckle of 128 px renders.
+    "featviz-decay15": {"decay": 1.5},
     # Equal work per step against faccent (16 crops a step): 16 views a step, objectives averaged;
     # the default and the class-logit recipe.
     "featviz-views16": {"views": 16},
@@ -154,6 +158,16 @@ def speckle(image: np.ndarray) -> float:
     return float(power[np.hypot(fx, fy) > 0.25].sum() / max(power.sum(), 1e-12))
 
 
+def colour_measures(images: list[np.ndarray]) -> dict[str, float]:
+    """Mean share of clipped pixels (a channel at 0-2 or 253-255) and mean HSV saturation: judges
+    and the Fréchet distance can score an over-saturated picture well (docs/performance.md)."""
+    pictures = [Image.fromarray(img) for img in images]
+    return {
+        "clipped": float(np.mean([clipped_share(p) for p in pictures])),
+        "saturation": float(np.mean([hsv_saturation(p) for p in pictures])),
+    }
+
+
 def frechet(a: torch.Tensor, b: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to the rows of ``a`` and ``b``:
     |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^1/2). With fewer rows than features the
@@ -239,7 +253,9 @@ def cmd_report(args: argparse.Namespace) -> None:
     photo_cls = photo_classes(photos)
     _, photo_feats = judged(list(photos.values()), judges["lite2"])
     photo_feat = dict(zip(photos, photo_feats, strict=True))
-    _, crop_feats = judged(photo_crops(photos, args.photo_crops), judges["lite2"])
+    crops = photo_crops(photos, args.photo_crops)
+    _, crop_feats = judged(crops, judges["lite2"])
+    natural = {"speckle": float(np.mean([speckle(img) for img in crops])), **colour_measures(crops)}
     renders: dict[str, dict[tuple[int, int], dict[int, np.ndarray]]] = {}
     seconds: dict[str, list[float]] = {}
     for folder in sorted((args.out / "renders").glob("*")):
@@ -272,6 +288,7 @@ def cmd_report(args: argparse.Namespace) -> None:
             images = [by_pair[p][s] for p in pairs]
             labels = torch.tensor([c for c, _ in pairs])
             row: dict[str, float] = {"speckle": float(np.mean([speckle(img) for img in images]))}
+            row.update(colour_measures(images))
             for jname, judge in judges.items():
                 logits, feats = judged(images, judge)
                 row[f"{jname}_top1"] = float((logits.argmax(1) == labels).float().mean())
@@ -285,10 +302,12 @@ def cmd_report(args: argparse.Namespace) -> None:
                     row["plausibility"] = float(np.mean(cos)) if cos else float("nan")
                     row["frechet"] = frechet(feats, crop_feats)
             rows[name][s] = row
-    print_tables(rows, engines, steps, seconds)
-    (args.out / "report.md").write_text(markdown(rows, engines, steps, seconds, n_cls, n_seed))
+    print_tables(rows, engines, steps, seconds, natural)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "report.json").write_text(json.dumps({"pairs": pairs, "steps": steps, "rows": rows}, indent=1))
+    (args.out / "report.md").write_text(markdown(rows, engines, steps, seconds, n_cls, n_seed, natural))
+    (args.out / "report.json").write_text(
+        json.dumps({"pairs": pairs, "steps": steps, "rows": rows, "photos": natural}, indent=1)
+    )
 
 
 def markdown(
@@ -298,12 +317,15 @@ def markdown(
     seconds: dict[str, list[float]],
     n_cls: int,
     n_seed: int,
+    natural: dict[str, float],
 ) -> str:
     """The report as a Markdown table, for docs/performance.md."""
     cols = [f"{s} steps: Lite1 / Lite2 top-1 (Lite2 top-5)" for s in steps]
-    cols += [f"{s} steps: plausibility / Fréchet / speckle" for s in steps]
+    cols += [f"{s} steps: plausibility / Fréchet / speckle / clipped / saturation" for s in steps]
     lines = [
-        f"{n_cls} classes x {n_seed} seed(s), the same pairs for every engine.",
+        f"{n_cls} classes x {n_seed} seed(s), the same pairs for every engine. The photos' crops: "
+        + _natural_line(natural)
+        + ".",
         "",
         "| engine | crops | " + " | ".join(cols) + " | median s/render |",
         "|---|---|" + "---|" * len(cols) + "---|",
@@ -314,7 +336,8 @@ def markdown(
             for s in steps
         ]
         cells += [
-            f"{by_step[s]['plausibility']:.3f} / {by_step[s]['frechet']:.0f} / {by_step[s]['speckle']:.1%}"
+            f"{by_step[s]['plausibility']:.3f} / {by_step[s]['frechet']:.0f} / {by_step[s]['speckle']:.1%} / "
+            f"{by_step[s]['clipped']:.1%} / {by_step[s]['saturation']:.2f}"
             for s in steps
         ]
         lines.append(
@@ -323,11 +346,16 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
+def _natural_line(natural: dict[str, float]) -> str:
+    return f"speckle {natural['speckle']:.1%}, clipped {natural['clipped']:.1%}, saturation {natural['saturation']:.2f}"
+
+
 def print_tables(
     rows: dict[str, dict[int, dict[str, float]]],
     engines: dict[str, pe.Engine],
     steps: tuple[int, ...],
     seconds: dict[str, list[float]],
+    natural: dict[str, float],
 ) -> None:
     head = f"{'engine':<16} {'crops':>5} " + " ".join(f"{f'L1/L2@{s}':>14}" for s in steps)
     print("\ntransferability, top-1 (top-5) % judged by Lite1 / Lite2, at equal steps")
@@ -344,14 +372,16 @@ def print_tables(
         )
     print(
         "\nplausibility (cosine to the class's photo, Lite2 features) / judge-space Frechet distance to photo"
-        " crops (not Inception FID) / speckle (% of power above half Nyquist)"
+        " crops (not Inception FID) / speckle (% of power above half Nyquist) / clipped pixels / HSV saturation"
     )
-    print(f"{'engine':<16} " + " ".join(f"{f'@{s}':>22}" for s in steps))
+    print(f"photo crops: {_natural_line(natural)}")
+    print(f"{'engine':<16} " + " ".join(f"{f'@{s}':>36}" for s in steps))
     for name, by_step in rows.items():
         cells = [
-            f"{r['plausibility']:.3f}/{r['frechet']:>5.0f}/{r['speckle']:>5.1%}" for r in (by_step[s] for s in steps)
+            f"{r['plausibility']:.3f}/{r['frechet']:>5.0f}/{r['speckle']:>5.1%}/{r['clipped']:>5.1%}/{r['saturation']:.2f}"
+            for r in (by_step[s] for s in steps)
         ]
-        print(f"{name:<16} " + " ".join(f"{c:>22}" for c in cells))
+        print(f"{name:<16} " + " ".join(f"{c:>36}" for c in cells))
     ours = rows.get("featviz")
     if ours is None:
         return

@@ -148,6 +148,7 @@ def test_peers_benchmark_runs_this_projects_rows(tmp_path: Path) -> None:
     report = run_benchmark("peers.py", "report", *small, "--steps", "1,2", "--photo-crops", "2")
     assert "2 renders per engine and step (2 classes x 1 seeds)" in report
     assert all(f"\n{name} " in report for name in ours.split(","))
+    assert "photo crops: speckle " in report and "clipped pixels / HSV saturation" in report
     grid = tmp_path / "grid.png"
     run_benchmark("peers.py", "grid", "--out", str(tmp_path), "--step", "2", "--grid", str(grid))
     from PIL import Image
@@ -187,3 +188,14 @@ def test_peers_frechet_distance_and_cache(tmp_path: Path) -> None:
     assert peers.cached(path, (32,)) is not None and peers.cached(path, (32, 64)) is None
     with pytest.raises(SystemExit, match="available"):
         peers.pick([], "faccent")
+
+
+def test_peers_colour_measures_catch_an_over_saturated_picture() -> None:
+    peers = import_benchmark("peers")
+    grey = np.full((8, 8, 3), 128, np.uint8)
+    loud = np.zeros((8, 8, 3), np.uint8)
+    loud[:4, :, 0] = 255  # half pure red, half black: every pixel has a clipped channel
+    half = np.concatenate([grey[:4], loud[:4]])
+    assert peers.colour_measures([grey]) == {"clipped": 0.0, "saturation": 0.0}
+    assert peers.colour_measures([loud]) == {"clipped": 1.0, "saturation": 0.5}
+    assert peers.colour_measures([grey, half]) == {"clipped": 0.25, "saturation": 0.25}
