@@ -444,10 +444,15 @@ def floor_seconds(model: Any, layer: str, size: int, n: int) -> float:
 def cmd_speed(args: argparse.Namespace) -> None:
     model = load_model()
     # This project's steady step: without the first 16 steps' redirected ReLU gradient.
-    steady = {name: pe.Engine(name, pe.featviz(**kw, redirect_steps=0)) for name, kw in VARIANTS.items()}
+    steady = {
+        name: pe.Engine(name, pe.featviz(**kw, redirect_steps=0), crops=kw.get("views", 1))
+        for name, kw in VARIANTS.items()
+    }
     engines = [steady.get(e.name, e) for e in pick(all_engines(), args.engines)]
     # Equal work per step: this project with as many views a step as a peer has crops.
     for k in sorted({e.crops for e in engines if e.crops > 1}):
+        if any(e.name == f"featviz-views{k}" for e in engines):
+            continue
         engines.append(pe.Engine(f"featviz-views{k}", pe.featviz(views=k, redirect_steps=0), crops=k))
     print(
         f"threads={torch.get_num_threads()} size={args.size} steps={args.steps} rounds={args.rounds} engines={[e.name for e in engines]}"

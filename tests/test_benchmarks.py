@@ -199,3 +199,8 @@ def test_peers_colour_measures_catch_an_over_saturated_picture() -> None:
     assert peers.colour_measures([grey]) == {"clipped": 0.0, "saturation": 0.0}
     assert peers.colour_measures([loud]) == {"clipped": 1.0, "saturation": 0.5}
     assert peers.colour_measures([grey, half]) == {"clipped": 0.25, "saturation": 0.25}
+    # One clipped channel is enough; saturation is HSV's (max - min) / max, not max - min.
+    pink = np.full((8, 8, 3), (255, 128, 128), np.uint8)
+    dull = np.full((8, 8, 3), (200, 100, 100), np.uint8)
+    assert peers.colour_measures([pink])["clipped"] == 1.0
+    assert peers.colour_measures([dull]) == {"clipped": 0.0, "saturation": pytest.approx(0.5)}
