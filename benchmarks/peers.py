@@ -192,8 +192,13 @@ def all_engines() -> list[pe.Engine]:
         spectrum = pe.horama_spectrum(list(sample_photos().values()), OUT / "horama_spectrum.npy")
     except ImportError:
         pass
-    ours = [pe.Engine(name, pe.featviz(**kw), crops=kw.get("views", 1)) for name, kw in VARIANTS.items()]
-    return ours + pe.peer_engines(spectrum)
+    return our_engines() + pe.peer_engines(spectrum)
+
+
+def our_engines(**extra: Any) -> list[pe.Engine]:
+    """This project's rows (``VARIANTS``), each counting its views as crops; ``extra`` settings
+    go to every row."""
+    return [pe.Engine(name, pe.featviz(**kw, **extra), crops=kw.get("views", 1)) for name, kw in VARIANTS.items()]
 
 
 def pick(engines: list[pe.Engine], names: str | None) -> list[pe.Engine]:
@@ -444,10 +449,7 @@ def floor_seconds(model: Any, layer: str, size: int, n: int) -> float:
 def cmd_speed(args: argparse.Namespace) -> None:
     model = load_model()
     # This project's steady step: without the first 16 steps' redirected ReLU gradient.
-    steady = {
-        name: pe.Engine(name, pe.featviz(**kw, redirect_steps=0), crops=kw.get("views", 1))
-        for name, kw in VARIANTS.items()
-    }
+    steady = {e.name: e for e in our_engines(redirect_steps=0)}
     engines = [steady.get(e.name, e) for e in pick(all_engines(), args.engines)]
     # Equal work per step: this project with as many views a step as a peer has crops.
     for k in sorted({e.crops for e in engines if e.crops > 1}):
