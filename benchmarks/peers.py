@@ -65,8 +65,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # The class-logit recipe docs/decisions.md gives (total variation 100; not the default, as it
     # washes channel renders out).
     "featviz-tv100": {"tv": 100.0},
-    # Tried here from dreamlens's and torch-dreams' transforms: their views also zoom out (0.5-1.2);
-    # ours only zoom in (1-1.5 crops). scale=0.3: zoom drawn from 0.7-1.8.
+    # The default before 2026-12-07: views only zoom in (crops, zoom 1-1.5). Taken from dreamlens's
+    # and torch-dreams' transforms (their views zoom out to 0.5), the default now draws 0.8-1.7.
+    "featviz-zoomin": {"transform": TransformConfig(scale=0.0)},
+    # Further out: scale=0.3, zoom drawn from 0.7-1.8.
     "featviz-zoomout": {"transform": TransformConfig(scale=0.3)},
     # A steeper Fourier spectrum (1/f^1.5 instead of 1/f): less high-frequency energy; tried for the
     # speckle of 128 px renders.
@@ -298,6 +300,9 @@ def cmd_report(args: argparse.Namespace) -> None:
                 logits, feats = judged(images, judge)
                 row[f"{jname}_top1"] = float((logits.argmax(1) == labels).float().mean())
                 row[f"{jname}_top5"] = float((logits.topk(5, 1).indices == labels[:, None]).any(1).float().mean())
+                # The judge's mean probability of the intended class: still separates engines once
+                # top-1 saturates (every long run at 100 %).
+                row[f"{jname}_prob"] = float(logits.softmax(1).gather(1, labels[:, None]).mean())
                 if jname == "lite2":
                     cos = [
                         float(F.cosine_similarity(feats[i], photo_feat[photo_cls[c]], dim=0))
@@ -325,7 +330,7 @@ def markdown(
     natural: dict[str, float],
 ) -> str:
     """The report as a Markdown table, for docs/performance.md."""
-    cols = [f"{s} steps: Lite1 / Lite2 top-1 (Lite2 top-5)" for s in steps]
+    cols = [f"{s} steps: Lite1 / Lite2 top-1 (Lite2 top-5) [Lite1 / Lite2 p(class)]" for s in steps]
     cols += [f"{s} steps: plausibility / Fréchet / speckle / clipped / saturation" for s in steps]
     lines = [
         f"{n_cls} classes x {n_seed} seed(s), the same pairs for every engine. The photos' crops: "
@@ -338,6 +343,7 @@ def markdown(
     for name, by_step in rows.items():
         cells = [
             f"{by_step[s]['lite1_top1']:.0%} / {by_step[s]['lite2_top1']:.0%} ({by_step[s]['lite2_top5']:.0%})"
+            f" [{by_step[s]['lite1_prob']:.2f} / {by_step[s]['lite2_prob']:.2f}]"
             for s in steps
         ]
         cells += [
@@ -362,17 +368,20 @@ def print_tables(
     seconds: dict[str, list[float]],
     natural: dict[str, float],
 ) -> None:
-    head = f"{'engine':<16} {'crops':>5} " + " ".join(f"{f'L1/L2@{s}':>14}" for s in steps)
-    print("\ntransferability, top-1 (top-5) % judged by Lite1 / Lite2, at equal steps")
+    head = f"{'engine':<16} {'crops':>5} " + " ".join(f"{f'L1/L2@{s}':>24}" for s in steps)
+    print("\ntransferability, top-1 (top-5) % judged by Lite1 / Lite2 [their mean p(class)], at equal steps")
     print(head + f" {'s/render':>9}")
     for name, by_step in rows.items():
         cells = []
         for s in steps:
             r = by_step[s]
-            cells.append(f"{r['lite1_top1']:>4.0%}/{r['lite2_top1']:>4.0%}({r['lite2_top5']:>3.0%})")
+            cells.append(
+                f"{r['lite1_top1']:>4.0%}/{r['lite2_top1']:>4.0%}({r['lite2_top5']:>3.0%})"
+                f"[{r['lite1_prob']:.2f}/{r['lite2_prob']:.2f}]"
+            )
         print(
             f"{name:<16} {engines[name].crops:>5} "
-            + " ".join(f"{c:>14}" for c in cells)
+            + " ".join(f"{c:>24}" for c in cells)
             + f" {statistics.median(seconds[name]):>9.1f}"
         )
     print(
