@@ -381,21 +381,34 @@ def _input_gradient(
     return grad.flatten()
 
 
-@pytest.mark.parametrize("crop", [0.0, 0.5])
-def test_inverse_map_gradient_is_close_to_the_exact_one(crop: float) -> None:
+@pytest.mark.parametrize(
+    ("scale", "crop", "rough_cos", "smooth_cos", "norms"),
+    [
+        # Zooming in only (the default before zoom-out): zoom 1 or 1-1.5.
+        (0.0, 0.0, 0.96, 0.99, (0.8, 1.3)),
+        (0.0, 0.5, 0.96, 0.99, (0.8, 1.3)),
+        # The default, zoom 0.8-1.7: at its ends the gather and the scatter part most (measured on
+        # seeds 0-7: rough 0.934 at 0.8 and 1.55, smooth 0.962; sizes 0.72-1.40 of the exact one).
+        (0.2, 0.5, 0.92, 0.95, (0.68, 1.45)),
+    ],
+)
+def test_inverse_map_gradient_is_close_to_the_exact_one(
+    scale: float, crop: float, rough_cos: float, smooth_cos: float, norms: tuple[float, float]
+) -> None:
     # Same forward values; the gradient sampled through the inverse map points the same way as
     # grid_sample's exact (scatter) gradient and has about its size, for rough and smooth gradients.
     x = torch.rand(1, 3, 224, 224)  # the default canvas: pad and zoom in their usual proportion
-    fast, exact = TransformConfig(crop=crop), TransformConfig(crop=crop, exact_gradient=True)
-    for seed in range(4):
+    fast = TransformConfig(scale=scale, crop=crop)
+    exact = TransformConfig(scale=scale, crop=crop, exact_gradient=True)
+    for seed in range(8):
         g = torch.Generator().manual_seed(seed)
         assert torch.equal(random_affine(x, fast, g), random_affine(x, exact, torch.Generator().manual_seed(seed)))
         rough = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(10 + seed))
         smooth = torch.nn.functional.avg_pool2d(rough, 5, 1, 2)
-        for weights, least in ((rough, 0.96), (smooth, 0.99)):
+        for weights, least in ((rough, rough_cos), (smooth, smooth_cos)):
             a, b = _input_gradient(x, fast, seed, weights), _input_gradient(x, exact, seed, weights)
             assert torch.nn.functional.cosine_similarity(a, b, dim=0) > least
-            assert 0.8 < float(a.norm() / b.norm()) < 1.3
+            assert norms[0] < float(a.norm() / b.norm()) < norms[1]
 
 
 def test_inverse_map_gradient_resizes_and_is_exact_for_whole_pixel_shifts() -> None:

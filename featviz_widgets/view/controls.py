@@ -333,7 +333,7 @@ def build_controls(
             max=2.0,
             step=0.05,
             description="transforms",
-            tooltip="Strength of the random crops, jitter, rotation and grey border",
+            tooltip="Strength of the random zooms (out and in), jitter, rotation and grey border",
             layout=wide_layout(),
             style=STYLE,
         ),
