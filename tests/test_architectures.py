@@ -15,7 +15,17 @@ from torchvision.models.convnext import CNBlockConfig
 from torchvision.models.efficientnet import _efficientnet_conf
 from torchvision.models.regnet import BlockParams
 
-from featviz_widgets.engine import Channel, Context, Renderer, capture, layer_info, list_layers, load_model, main_layers
+from featviz_widgets.engine import (
+    Channel,
+    Context,
+    Renderer,
+    TransformConfig,
+    capture,
+    layer_info,
+    list_layers,
+    load_model,
+    main_layers,
+)
 from featviz_widgets.engine.layers import layers_by_name
 from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.engine.objectives import ClassToken, parse_objective
@@ -191,8 +201,8 @@ class DeadChannel(nn.Module):
         return torch.nn.functional.relu(self.act(self.conv(x)))
 
 
-def _pixel_std(model: FeatvizModel, objective: str, size: int, steps: int, redirect: int) -> float:
-    r = Renderer(model, objective, size=size, lr=0.05, redirect_steps=redirect, seed=0)
+def _pixel_std(model: FeatvizModel, objective: str, size: int, steps: int, redirect: int, **settings: object) -> float:
+    r = Renderer(model, objective, size=size, lr=0.05, redirect_steps=redirect, seed=0, **settings)
     start = r.image().std().item()
     r.run(steps)
     return r.image().std().item() - start
@@ -216,9 +226,14 @@ def test_dead_channel_moves_only_with_the_redirected_gradient() -> None:
 @pytest.mark.slow
 def test_lite0_head10_moves_off_grey() -> None:
     model = load_model(device="cpu")
-    flat = _pixel_std(model, "head:10", 224, 64, redirect=0)
-    moved = _pixel_std(model, "head:10", 224, 64, redirect=16)
+    # With views that only zoom in (1-1.5) the channel is dead on the grey start: only the
+    # redirected gradient moves it.
+    zoom_in = TransformConfig(scale=0.0)
+    flat = _pixel_std(model, "head:10", 224, 64, redirect=0, transform=zoom_in)
+    moved = _pixel_std(model, "head:10", 224, 64, redirect=16, transform=zoom_in)
     assert moved > 0.02 and moved > 5 * max(flat, 1e-4), (flat, moved)
+    # The default views (zoom 0.8-1.7) leave the image off grey as well.
+    assert _pixel_std(model, "head:10", 224, 64, redirect=16) > 0.02
 
 
 @pytest.mark.slow
