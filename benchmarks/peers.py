@@ -70,9 +70,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "featviz-zoomin": {"transform": TransformConfig(scale=0.0)},
     # Further out: scale=0.3, zoom drawn from 0.7-1.8.
     "featviz-zoomout": {"transform": TransformConfig(scale=0.3)},
-    # A steeper Fourier spectrum (1/f^1.5 instead of 1/f): less high-frequency energy; tried for the
-    # speckle of 128 px renders.
-    "featviz-decay15": {"decay": 1.5},
+    # The default before the second change of 2026-12-07: Lucid's 1/f spectrum (decay 1). The
+    # default is now 1/f^1.5, tilted about 1/16 cycle per pixel (param.py's fourier_scale).
+    "featviz-decay1": {"decay": 1.0},
     # Equal work per step against faccent (16 crops a step): 16 views a step, objectives averaged;
     # the default and the class-logit recipe.
     "featviz-views16": {"views": 16},

@@ -226,13 +226,13 @@ def test_dead_channel_moves_only_with_the_redirected_gradient() -> None:
 @pytest.mark.slow
 def test_lite0_head10_moves_off_grey() -> None:
     model = load_model(device="cpu")
-    # With views that only zoom in (1-1.5) the channel is dead on the grey start: only the
-    # redirected gradient moves it.
-    zoom_in = TransformConfig(scale=0.0)
-    flat = _pixel_std(model, "head:10", 224, 64, redirect=0, transform=zoom_in)
-    moved = _pixel_std(model, "head:10", 224, 64, redirect=16, transform=zoom_in)
+    # With Lucid's 1/f spectrum and views that only zoom in (1-1.5) the channel is dead on the
+    # grey start: only the redirected gradient moves it.
+    old = {"transform": TransformConfig(scale=0.0), "decay": 1.0}
+    flat = _pixel_std(model, "head:10", 224, 64, redirect=0, **old)
+    moved = _pixel_std(model, "head:10", 224, 64, redirect=16, **old)
     assert moved > 0.02 and moved > 5 * max(flat, 1e-4), (flat, moved)
-    # The default views (zoom 0.8-1.7) leave the image off grey as well.
+    # The default views (zoom 0.8-1.7) and spectrum (1/f^1.5) leave the image off grey as well.
     assert _pixel_std(model, "head:10", 224, 64, redirect=16) > 0.02
 
 

@@ -53,7 +53,7 @@ def test_each_control_shows_what_the_settings_hold_and_gives_it_back(tmp_path: P
         tv=12.0,
         blur=300.0,
         param="fourier",
-        decay=1.5,
+        decay=1.2,
         align=2.0,
         align_photos=str(tmp_path),
         seed=11,

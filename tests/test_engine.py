@@ -23,7 +23,7 @@ from featviz_widgets.engine import (
     random_affine,
     render,
 )
-from featviz_widgets.engine.image.param import fourier_scale
+from featviz_widgets.engine.image.param import PIVOT, fourier_scale
 from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.errors import InvalidSettingError, UnknownLayerError
 
@@ -289,6 +289,19 @@ def test_fourier_scale_matches_lucid_formula() -> None:
     assert s[0, 0].item() == pytest.approx(4 * 4)  # f clamped to 1/4, times sqrt(16)
     assert s[0, 1].item() == pytest.approx(4 * 4)  # f = 1/4
     assert s[0, 2].item() == pytest.approx(2 * 4)  # f = 1/2
+
+
+@pytest.mark.parametrize("decay", [1.2, 1.5, 2.0])
+def test_a_steeper_decay_tilts_the_spectrum_about_the_pivot(decay: float) -> None:
+    # At 1/16 cycle per pixel a steeper spectrum keeps 1/f's scale; below it every frequency
+    # gains, above it every frequency loses, each by (PIVOT / f)^(decay - 1).
+    lucid, steep = fourier_scale(64, 64, 1.0), fourier_scale(64, 64, decay)
+    assert steep[4, 0].item() == pytest.approx(lucid[4, 0].item())  # f = 4/64 = PIVOT
+    freqs = torch.sqrt(torch.fft.fftfreq(64)[:, None] ** 2 + torch.fft.rfftfreq(64)[None, :] ** 2).clamp(min=1 / 64)
+    assert torch.allclose(steep / lucid, (PIVOT / freqs) ** (decay - 1), rtol=1e-5)
+    assert steep[0, 1] > lucid[0, 1] and steep[0, 32] < lucid[0, 32]
+    # Below 1 nothing is tilted: 1/f^decay times sqrt(h w), as before.
+    assert fourier_scale(64, 64, 0.5)[0, 2].item() == pytest.approx((64 / 2) ** 0.5 * 64)
 
 
 @pytest.mark.parametrize(("fourier", "decorrelate"), [(True, True), (True, False), (False, True), (False, False)])

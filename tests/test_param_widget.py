@@ -38,7 +38,7 @@ def test_switching_parameterization_mid_run_keeps_the_picture(live: tuple[Dreame
     d, view = live
     control = shown(d, W.Dropdown, description="parametrization")
     assert [v for _, v in control.options] == ["pixels", "fourier", "decorrelated", "maco"]
-    assert shown(d, W.FloatSlider, description="1/f decay").value == 1.0
+    assert shown(d, W.FloatSlider, description="1/f decay").value == 1.5
     assert d.wait_for_steps(12)
     pause(d)
     for param in ("maco", "pixels", "fourier", "decorrelated"):
@@ -62,8 +62,8 @@ def test_switching_parameterization_mid_run_keeps_the_picture(live: tuple[Dreame
     user_clicks(shown(d, W.Button, description="Run"))
     step = d.runner.snapshot().step
     assert d.wait_for_steps(step + 3)  # and it keeps optimizing
-    user_sets(shown(d, W.FloatSlider, description="1/f decay"), 1.5)
-    assert wait(lambda: d.runner.snapshot().settings.decay == 1.5)
+    user_sets(shown(d, W.FloatSlider, description="1/f decay"), 1.0)  # Lucid's 1/f
+    assert wait(lambda: d.runner.snapshot().settings.decay == 1.0)
 
 
 def test_align_slider_and_reference_folder(live: tuple[Dreamer, FakeView], tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..engine import FeatvizModel, LayerInfo, main_layers
+from ..engine import FeatvizModel, LayerInfo, RenderSettings, main_layers
 from ..engine.layers import layers_by_name
 from ..engine.models import LOGITS
 from ..errors import FeatvizError, unknown_layer
@@ -300,12 +300,12 @@ def build_controls(
             style=STYLE,
         ),
         decay=W.FloatSlider(
-            1.0,
+            RenderSettings().decay,
             min=0.0,
             max=2.0,
             step=0.1,
             description="1/f decay",
-            tooltip="Fourier scaling exponent: higher favours low frequencies more (0: plain Fourier)",
+            tooltip="Fourier scaling exponent: higher favours low frequencies more (1: Lucid's 1/f; 0: plain Fourier)",
             continuous_update=False,
             layout=wide_layout(),
             style=STYLE,

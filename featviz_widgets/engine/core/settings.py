@@ -59,7 +59,10 @@ class RenderSettings:
     # Fourier + decorrelated colour, Lucid's recipe), "maco" (phase only, natural magnitude:
     # maco.py) or "decorrelated-pixels". The old fourier=/decorrelate= booleans translate to it.
     param: str = "decorrelated"
-    decay: float = 1.0  # Fourier scaling exponent: 1/f^decay
+    # Fourier scaling exponent: 1/f^decay, tilted about 1/16 cycle per pixel above 1 (param.py).
+    # 1.5 rather than Lucid's 1: photo-like spectra instead of pixel-scale speckle, and more class
+    # renders recognized at the widget's 128 px (docs/decisions.md, "A steeper spectrum").
+    decay: float = 1.5
     seed: int = 0
     input_size: int | None = None  # side fed to the model (None: the canvas size)
     shared: bool = False  # add one component shared by the whole batch (aligned interpolations)

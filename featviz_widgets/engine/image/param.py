@@ -55,13 +55,26 @@ def param_from_flags(fourier: bool | None, decorrelate: bool | None, current: st
     return next(k for k, v in PARAMS.items() if v == (basis, colour))
 
 
+# A decay above 1 tilts the spectrum about this frequency (cycles per pixel) instead of raising
+# every frequency below 1 cycle per pixel: see fourier_scale.
+PIVOT = 1.0 / 16
+
+
 def fourier_scale(height: int, width: int, decay: float) -> torch.Tensor:
     """1 / max(f, 1/max(h, w))^decay for every rfft2 frequency, shape (h, w//2 + 1),
-    times sqrt(h*w): with the unnormalized inverse FFT this is Lucid's exact scaling."""
+    times sqrt(h*w): with the unnormalized inverse FFT this is Lucid's exact scaling at decay 1.
+
+    Above decay 1 the scale is also multiplied by PIVOT^(decay - 1), so the spectrum turns about
+    1/16 cycle per pixel: the mid frequencies keep the step size they have under 1/f, the lower
+    ones get more and the higher ones less. Without it a steeper decay mostly makes every step
+    larger (decay 1.5 at the default learning rate clips half the pixels of a class render;
+    with it, the same picture as 1/f^1.5 at a quarter of the learning rate: docs/decisions.md,
+    "A steeper spectrum")."""
     fy = torch.fft.fftfreq(height)[:, None]
     fx = torch.fft.rfftfreq(width)[None, :]
     freqs = torch.sqrt(fx * fx + fy * fy)
-    return (1.0 / freqs.clamp(min=1.0 / max(height, width)) ** decay) * math.sqrt(height * width)
+    tilt = PIVOT ** (decay - 1) if decay > 1 else 1.0
+    return (tilt / freqs.clamp(min=1.0 / max(height, width)) ** decay) * math.sqrt(height * width)
 
 
 class PixelBasis(nn.Module):
@@ -128,7 +141,7 @@ class ImageParam(nn.Module):
         param: str = "decorrelated",
         fourier: bool | None = None,
         decorrelate: bool | None = None,
-        decay: float = 1.0,
+        decay: float = 1.5,
         sd: float = 0.01,
         seed: int = 0,
         init: torch.Tensor | None = None,
