@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--param",
         choices=sorted(PARAMS),
-        help="image parameterization (default decorrelated: 1/f Fourier + decorrelated colour)",
+        help="image parameterization (default decorrelated: 1/f^decay Fourier + decorrelated colour)",
     )
     r.add_argument("--decay", type=float, default=RenderSettings().decay, help="Fourier 1/f^decay exponent")
     r.add_argument(
