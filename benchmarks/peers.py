@@ -53,10 +53,10 @@ from featviz_widgets.lab import clipped_share, hsv_saturation
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "artifacts" / "peers"
-# This project's rows: RenderSettings keywords (the default is Fourier + decorrelated colour).
+# This project's rows: RenderSettings keywords (the default is 1/f^1.5 Fourier + decorrelated colour).
 ALIGN = 5.0  # the aligned row's weight (the widget's slider at 0.32)
 VARIANTS: dict[str, dict[str, Any]] = {
-    "featviz": {},  # param="decorrelated": 1/f Fourier + decorrelated colour
+    "featviz": {},  # param="decorrelated": 1/f^1.5 Fourier (tilted) + decorrelated colour
     "featviz-pixels": {"param": "pixels"},
     "featviz-fourier": {"param": "fourier"},
     "featviz-maco": maco_recipe(),  # MaCo's own recipe: phase only, crops, pixel noise, lr 0.3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -23,7 +24,7 @@ from featviz_widgets.engine import (
     random_affine,
     render,
 )
-from featviz_widgets.engine.image.param import PIVOT, fourier_scale
+from featviz_widgets.engine.image.param import PIVOT, FourierBasis, fourier_scale
 from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.errors import InvalidSettingError, UnknownLayerError
 
@@ -302,6 +303,14 @@ def test_a_steeper_decay_tilts_the_spectrum_about_the_pivot(decay: float) -> Non
     assert steep[0, 1] > lucid[0, 1] and steep[0, 32] < lucid[0, 32]
     # Below 1 nothing is tilted: 1/f^decay times sqrt(h w), as before.
     assert fourier_scale(64, 64, 0.5)[0, 2].item() == pytest.approx((64 / 2) ** 0.5 * 64)
+    # The basis optimizes in exactly these coordinates (Lucid's 1/MAGIC folded in).
+    basis = ImageParam(64, param="fourier", decay=decay).basis
+    assert isinstance(basis, FourierBasis)
+    assert torch.allclose(basis.scale[..., 0], steep / FourierBasis.MAGIC)
+
+
+def test_image_param_and_render_settings_share_the_default_decay() -> None:
+    assert inspect.signature(ImageParam).parameters["decay"].default == RenderSettings().decay == 1.5
 
 
 @pytest.mark.parametrize(("fourier", "decorrelate"), [(True, True), (True, False), (False, True), (False, False)])

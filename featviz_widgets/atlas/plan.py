@@ -28,7 +28,9 @@ from ..engine.explore import PerImage
 from ..engine.models import LOGITS
 from ..errors import InvalidSettingError
 
-FORMAT = 2  # bump when a change to the rendering makes old tiles stale
+# Bump when a change to the rendering makes old tiles stale. 3: the default views zoom out too
+# (TransformConfig.scale 0.2) and the default spectrum is 1/f^1.5, tilted (2026-12-07).
+FORMAT = 3
 
 
 @dataclass(frozen=True)

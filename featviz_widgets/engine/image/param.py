@@ -1,13 +1,14 @@
 """Image parameterizations: how the optimized tensor becomes an RGB image in [0, 1].
 
-``ImageParam`` chains a spatial basis (pixels, a Fourier spectrum scaled by 1/f^decay so all
-frequencies have comparable energy, or MaCo's phase with a fixed natural magnitude: maco.py),
+``ImageParam`` chains a spatial basis (pixels, a Fourier spectrum scaled by 1/f^decay so that a
+step moves low frequencies more than high ones, or MaCo's phase with a fixed natural magnitude: maco.py),
 optional colour decorrelation (the ImageNet 3x3 "SVD square root" of Lucid) and a sigmoid. Each
 step is invertible (MaCo's up to its fixed magnitude), so an image can start from a photo or
 from the picture of another parameterization (a live switch).
 
-The parameterization is one name (``PARAMS``): ``"pixels"``, ``"fourier"`` (1/f Fourier),
-``"decorrelated"`` (1/f Fourier + decorrelated colour, the default), ``"maco"`` (phase only,
+The parameterization is one name (``PARAMS``): ``"pixels"``, ``"fourier"`` (1/f^decay Fourier;
+decay 1.5 by default, Lucid's is 1), ``"decorrelated"`` (the same + decorrelated colour, the
+default), ``"maco"`` (phase only,
 decorrelated colour) and ``"decorrelated-pixels"`` (pixels in decorrelated colour, what the old
 ``fourier=False`` alone meant). ``param_from_flags`` translates the old booleans.
 """
@@ -68,7 +69,7 @@ def fourier_scale(height: int, width: int, decay: float) -> torch.Tensor:
     1/16 cycle per pixel: the mid frequencies keep the step size they have under 1/f, the lower
     ones get more and the higher ones less. Without it a steeper decay mostly makes every step
     larger (decay 1.5 at the default learning rate clips half the pixels of a class render;
-    with it, the same picture as 1/f^1.5 at a quarter of the learning rate: docs/decisions.md,
+    tilted, it takes the steps of 1/f^1.5 at a quarter of the learning rate: docs/decisions.md,
     "A steeper spectrum")."""
     fy = torch.fft.fftfreq(height)[:, None]
     fx = torch.fft.rfftfreq(width)[None, :]
