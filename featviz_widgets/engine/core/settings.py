@@ -56,8 +56,9 @@ class RenderSettings:
     blur: float = 0.0  # weight of the blur penalty
     transform: TransformConfig = field(default_factory=TransformConfig)
     # The parameterization (param.py's PARAMS): "pixels", "fourier" (1/f^decay), "decorrelated"
-    # (1/f^decay Fourier + decorrelated colour: Lucid's recipe, with decay 1), "maco" (phase only, natural magnitude:
-    # maco.py) or "decorrelated-pixels". The old fourier=/decorrelate= booleans translate to it.
+    # (1/f^decay Fourier + decorrelated colour: Lucid's recipe, with decay 1), "maco" (phase
+    # only, natural magnitude: maco.py) or "decorrelated-pixels". The old fourier=/decorrelate=
+    # booleans translate to it.
     param: str = "decorrelated"
     # Fourier scaling exponent: 1/f^decay, tilted about 1/16 cycle per pixel above 1 (param.py).
     # 1.5 rather than Lucid's 1: photo-like spectra instead of pixel-scale speckle, and more class

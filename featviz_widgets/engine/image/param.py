@@ -1,16 +1,16 @@
 """Image parameterizations: how the optimized tensor becomes an RGB image in [0, 1].
 
-``ImageParam`` chains a spatial basis (pixels, a Fourier spectrum scaled by 1/f^decay so that a
-step moves low frequencies more than high ones, or MaCo's phase with a fixed natural magnitude: maco.py),
-optional colour decorrelation (the ImageNet 3x3 "SVD square root" of Lucid) and a sigmoid. Each
-step is invertible (MaCo's up to its fixed magnitude), so an image can start from a photo or
-from the picture of another parameterization (a live switch).
+``ImageParam`` chains a spatial basis (pixels, a Fourier spectrum scaled by 1/f^decay so that
+a step moves low frequencies more than high ones, or MaCo's phase with a fixed natural
+magnitude: maco.py), optional colour decorrelation (the ImageNet 3x3 "SVD square root" of Lucid)
+and a sigmoid. Each step is invertible (MaCo's up to its fixed magnitude), so an image can start
+from a photo or from the picture of another parameterization (a live switch).
 
 The parameterization is one name (``PARAMS``): ``"pixels"``, ``"fourier"`` (1/f^decay Fourier;
 decay 1.5 by default, Lucid's is 1), ``"decorrelated"`` (the same + decorrelated colour, the
-default), ``"maco"`` (phase only,
-decorrelated colour) and ``"decorrelated-pixels"`` (pixels in decorrelated colour, what the old
-``fourier=False`` alone meant). ``param_from_flags`` translates the old booleans.
+default), ``"maco"`` (phase only, decorrelated colour) and ``"decorrelated-pixels"`` (pixels in
+decorrelated colour, what the old ``fourier=False`` alone meant). ``param_from_flags``
+translates the old booleans.
 """
 
 from __future__ import annotations
