@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InvalidSettingError, excerpt
-from ..image.param import PARAMS, check_param, check_size, param_from_flags
+from ..image.param import DEFAULT_DECAY, PARAMS, check_param, check_size, param_from_flags
 from ..image.transforms import TransformConfig
 
 MAX_WEIGHT = 1e6  # beyond this any objective is drowned: the image goes flat grey
@@ -60,10 +60,9 @@ class RenderSettings:
     # only, natural magnitude: maco.py) or "decorrelated-pixels". The old fourier=/decorrelate=
     # booleans translate to it.
     param: str = "decorrelated"
-    # Fourier scaling exponent: 1/f^decay, tilted about 1/16 cycle per pixel above 1 (param.py).
-    # 1.5 rather than Lucid's 1: photo-like spectra instead of pixel-scale speckle, and more class
-    # renders recognized at the widget's 128 px (docs/decisions.md, "A steeper spectrum").
-    decay: float = 1.5
+    # Fourier scaling exponent: 1/f^decay, tilted about 1/16 cycle per pixel above 1 (param.py's
+    # fourier_scale; why 1.5 rather than Lucid's 1: DEFAULT_DECAY there).
+    decay: float = DEFAULT_DECAY
     seed: int = 0
     input_size: int | None = None  # side fed to the model (None: the canvas size)
     shared: bool = False  # add one component shared by the whole batch (aligned interpolations)

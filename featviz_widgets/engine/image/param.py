@@ -59,6 +59,10 @@ def param_from_flags(fourier: bool | None, decorrelate: bool | None, current: st
 # A decay above 1 tilts the spectrum about this frequency (cycles per pixel) instead of raising
 # every frequency below 1 cycle per pixel: see fourier_scale.
 PIVOT = 1.0 / 16
+# The default exponent (ImageParam, RenderSettings): 1.5 rather than Lucid's 1 gives photo-like
+# spectra instead of pixel-scale speckle, and more class renders recognized at the widget's
+# 128 px (docs/decisions.md, "A steeper spectrum").
+DEFAULT_DECAY = 1.5
 
 
 def fourier_scale(height: int, width: int, decay: float) -> torch.Tensor:
@@ -142,7 +146,7 @@ class ImageParam(nn.Module):
         param: str = "decorrelated",
         fourier: bool | None = None,
         decorrelate: bool | None = None,
-        decay: float = 1.5,
+        decay: float = DEFAULT_DECAY,
         sd: float = 0.01,
         seed: int = 0,
         init: torch.Tensor | None = None,
