@@ -13,7 +13,7 @@ import pytest
 from ..conftest import wait
 from .conftest import ARTIFACTS
 from .test_live_widget import open_lab_notebook
-from .ui import canvas_pixels, frames, run_button
+from .ui import canvas_pixels, drag_slider_readout, frames, run_button
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -41,6 +41,16 @@ def test_switching_parameterization_keeps_the_picture_in_jupyterlab(page: Any, l
         "MaCo (phase only)",
     ]
     assert page.locator(".widget-label", has_text=re.compile("^1/f decay$")).first.is_visible()
+    # The decay slider starts at the default spectrum, 1/f^1.5; dragged to Lucid's 1/f, the paused
+    # picture is carried over into the new basis (exactly: at most a redraw, no jump).
+    decay = page.locator(".widget-slider", has=page.locator(".widget-label", has_text=re.compile("^1/f decay$")))
+    assert decay.first.locator(".widget-readout").first.inner_text() == "1.50"
+    before, drawn = canvas_pixels(page), frames(page)
+    assert float(drag_slider_readout(page, "1/f decay", 0.5)) == pytest.approx(1.0, abs=0.15)
+    wait(lambda: frames(page) > drawn, 5)
+    time.sleep(0.5)
+    assert float(np.abs(canvas_pixels(page) - before).mean()) < 3
+    assert "paused" in status.inner_text()
     page.locator(".featviz-live").first.locator("xpath=../..").screenshot(path=str(ARTIFACTS / "param_before.png"))
     cut = page.evaluate(
         """() => [...document.querySelectorAll('.widget-label, .widget-checkbox label, select')]

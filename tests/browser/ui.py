@@ -22,8 +22,14 @@ def canvas_pixels(page: Any) -> np.ndarray:
 
 
 def drag_slider(page: Any, label: str, fraction: float) -> int:
+    """Drag the handle of the integer slider labelled ``label`` to ``fraction`` of its track, as a
+    mouse does; returns the value the slider then reads."""
+    return int(drag_slider_readout(page, label, fraction))
+
+
+def drag_slider_readout(page: Any, label: str, fraction: float) -> str:
     """Drag the handle of the slider labelled ``label`` to ``fraction`` of its track, as a mouse
-    does; returns the value the slider then reads."""
+    does; returns the slider's readout text (``"1.00"`` for a float slider)."""
     slider = page.locator(".widget-slider", has=page.locator(".widget-label", has_text=re.compile(f"^{label}$"))).first
     slider.scroll_into_view_if_needed()
     handle = slider.locator(".noUi-handle").first.bounding_box()
@@ -33,7 +39,7 @@ def drag_slider(page: Any, label: str, fraction: float) -> int:
     page.mouse.down()
     page.mouse.move(track["x"] + track["width"] * fraction, y, steps=8)
     page.mouse.up()
-    return int(slider.locator(".widget-readout").first.inner_text())
+    return str(slider.locator(".widget-readout").first.inner_text())
 
 
 def run_button(page: Any, label: str) -> Any:
