@@ -21,7 +21,7 @@ from featviz_widgets import UnknownLayerError
 from featviz_widgets.atlas import AtlasStorageError, render_atlas, reproduce_code
 from featviz_widgets.atlas import build as build_module
 from featviz_widgets.atlas import store as store_module
-from featviz_widgets.atlas.plan import Chunk
+from featviz_widgets.atlas.plan import FORMAT, Chunk
 from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.export import read_settings
 
@@ -61,6 +61,7 @@ def test_embedded_layer_every_channel_once(lite_atlas: Any) -> None:
     assert s["objective"] == "Channel('stem', 5)"
     manifest = json.loads((r.out / "atlas.json").read_text())
     assert manifest["settings"]["threads"] == 1 and manifest["settings"]["chunk"] == 8
+    assert manifest["format"] == FORMAT == 3  # the format the tiles are keyed with
     assert manifest["layers"] == [{"name": "stem", "kind": "channel", "units": 32, "of": 32}]
     assert leftovers(r.out) == []
 

@@ -19,7 +19,7 @@ from ..engine.core import check_int
 from ..engine.models import ensure_model
 from .exemplars import ExemplarJob, Photos, load_photos, photos_key
 from .local import run_local
-from .plan import AtlasSettings, Chunk, LayerPlan, default_layers, model_fingerprint, plan_layers, settings_key
+from .plan import FORMAT, AtlasSettings, Chunk, LayerPlan, default_layers, model_fingerprint, plan_layers, settings_key
 from .store import AtlasStore
 from .work import ChunkResult, WorkItem, WorkResult
 
@@ -281,7 +281,7 @@ def _manifest(
 ) -> dict[str, Any]:
     net = getattr(model, "net", model)
     return {
-        "format": 2,
+        "format": FORMAT,  # the format its tiles are keyed with (plan.py)
         "model": model.name,
         "model_source": source,
         "model_class": f"{type(net).__module__}.{type(net).__qualname__}",
