@@ -295,7 +295,8 @@ def build_controls(
             options=list(PARAM_LABELS),
             value="decorrelated",
             description="parametrization",
-            tooltip="How the optimized numbers become the picture (preconditioning). Switching keeps the picture.",
+            tooltip="How the optimized numbers become the picture (preconditioning). Switching keeps the picture. "
+            "MaCo needs several views / step (4 at 128 px) to be recognized as often as the default",
             layout=wide_layout(),
             style=STYLE,
         ),
