@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +78,31 @@ def test_render_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], fl
 def test_render_refuses_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["render", "--steps", "1", "-o", str(tmp_path / "no" / "x.png")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_views_and_transform_strength_reach_the_render_from_a_fresh_process(tmp_path: Path) -> None:
+    # --transform-strength was parsed and then dropped on the way to render(); the PNG's settings
+    # say what the render used.
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+
+    def featviz(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "featviz_widgets.cli", "render", "--class", "309", "--steps", "2", "--size", "32"]
+        return subprocess.run(
+            [*cmd, "--quiet", *args], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+        )
+
+    assert featviz("--views", "3", "--transform-strength", "0.5", "-o", "a.png").returncode == 0
+    saved = read_settings(tmp_path / "a.png")
+    assert saved["views"] == 3 and saved["transform"]["strength"] == 0.5
+    assert featviz("--maco-recipe", "--views", "2", "-o", "m.png").returncode == 0
+    recipe = read_settings(tmp_path / "m.png")
+    assert recipe["param"] == "maco" and recipe["views"] == 2 and recipe["transform"]["noise"] == 0.04
+    for flags, message in [
+        (["--views", "0"], "views must be an integer from 1 to 64, got 0"),
+        (["--transform-strength", "-1"], "Transform strength must be a finite number >= 0"),
+    ]:
+        bad = featviz(*flags, "-o", "bad.png")
+        assert bad.returncode == 2 and message in bad.stderr
+        assert not (tmp_path / "bad.png").exists()
