@@ -40,13 +40,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--tv", type=float, default=0.0)
     r.add_argument("--blur", type=float, default=0.0)
     r.add_argument(
-        "--transform-strength", type=float, default=1.0, help="strength of the random zooms, jitter and rotation"
+        "--transform-strength",
+        type=float,
+        default=RenderSettings().transform.strength,
+        help="strength of the random zooms, jitter and rotation",
     )
     r.add_argument(
         "--views",
         type=int,
-        help="randomly transformed copies per step, objectives averaged (default 1; 4 is steadier per step "
-        "for 4x the work: docs/performance.md)",
+        help=f"randomly transformed copies per step, objectives averaged (default {RenderSettings().views}; "
+        "4 is steadier per step for 4x the work: docs/performance.md)",
     )
     r.add_argument(
         "--param",

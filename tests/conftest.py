@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import comm
@@ -250,3 +253,12 @@ def interruptible() -> None:
     KeyboardInterrupt handler, the SIGINT does nothing and the command runs to its end (exit 0).
     A terminal's foreground command has SIGINT at its default, which this restores in the child."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def featviz_render(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``featviz render --steps 2 --size 32 --quiet ARGS`` from a fresh process in ``cwd``, as a
+    user runs it (this checkout on the path, one thread)."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "featviz_widgets.cli", "render", "--steps", "2", "--size", "32", "--quiet", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=cwd)

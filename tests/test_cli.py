@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,8 @@ from PIL import Image
 
 from featviz_widgets.cli import main
 from featviz_widgets.export import read_settings
+
+from .conftest import featviz_render
 
 
 def test_layers_lists_main_layers(capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,14 +84,8 @@ def test_render_refuses_missing_folder(tmp_path: Path, capsys: pytest.CaptureFix
 def test_views_and_transform_strength_reach_the_render_from_a_fresh_process(tmp_path: Path) -> None:
     # --transform-strength was parsed and then dropped on the way to render(); the PNG's settings
     # say what the render used.
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-
     def featviz(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "featviz_widgets.cli", "render", "--class", "309", "--steps", "2", "--size", "32"]
-        return subprocess.run(
-            [*cmd, "--quiet", *args], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
-        )
+        return featviz_render(tmp_path, "--class", "309", *args)
 
     assert featviz("--views", "3", "--transform-strength", "0.5", "-o", "a.png").returncode == 0
     saved = read_settings(tmp_path / "a.png")

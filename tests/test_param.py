@@ -34,6 +34,8 @@ from featviz_widgets.errors import InvalidSettingError
 from featviz_widgets.export import read_settings
 from featviz_widgets.lab import clipped_share, compare, high_frequency_share, hsv_saturation
 
+from .conftest import featviz_render
+
 FOUR = ("pixels", "fourier", "decorrelated", "maco")
 FIELDS = set(RenderSettings().as_dict())
 
@@ -300,12 +302,8 @@ def test_speckle_benchmark_runs() -> None:
 
 @pytest.mark.slow
 def test_cli_renders_with_a_parameterization_and_its_png_carries_it(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-
     def featviz(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "featviz_widgets.cli", "render", "--steps", "2", "--size", "32", "--quiet", *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+        return featviz_render(tmp_path, *args)
 
     assert featviz("--param", "maco", "--align", "2", "-o", "maco.png").returncode == 0
     saved = RenderSettings.from_dict({k: v for k, v in read_settings(tmp_path / "maco.png").items() if k in FIELDS})
