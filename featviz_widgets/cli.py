@@ -14,6 +14,46 @@ from .engine.image import PARAMS
 from .errors import FeatvizError, InvalidSettingError
 
 
+def _image_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that decide the picture (``_image_settings`` reads them): the same for
+    ``featviz render`` and ``featviz atlas``."""
+    p = parser.add_argument_group("picture settings (the same for render and atlas)")
+    p.add_argument(
+        "--lr", type=float, default=RenderSettings().lr, help=f"Adam learning rate (default {RenderSettings().lr})"
+    )
+    p.add_argument("--l1", type=float, default=0.0, help="weight of the L1 penalty (pixels toward grey)")
+    p.add_argument("--tv", type=float, default=0.0, help="weight of the total-variation penalty")
+    p.add_argument("--blur", type=float, default=0.0, help="weight of the blur penalty")
+    p.add_argument(
+        "--transform-strength",
+        type=float,
+        default=RenderSettings().transform.strength,
+        help="strength of the random zooms, jitter and rotation",
+    )
+    p.add_argument(
+        "--views",
+        type=int,
+        help=f"randomly transformed copies per step, objectives averaged (default {RenderSettings().views}; "
+        "4 is steadier per step for 4x the work: docs/performance.md)",
+    )
+    p.add_argument(
+        "--param",
+        choices=sorted(PARAMS),
+        help="image parameterization (default decorrelated: 1/f^decay Fourier + decorrelated colour)",
+    )
+    p.add_argument("--decay", type=float, default=RenderSettings().decay, help="Fourier 1/f^decay exponent")
+    p.add_argument(
+        "--maco-recipe", action="store_true", help="MaCo's own recipe: --param maco, lr 0.3, crops, pixel noise"
+    )
+    p.add_argument("--align", type=float, default=0.0, help="weight of the reference-aligned (VITAL) penalty")
+    p.add_argument(
+        "--align-photos",
+        help="folder of reference photos for --align (default: the probe photos; on Ray, every node must see it)",
+    )
+    p.add_argument("--pixel", action="store_true", help="optimize pixels directly (old flag: no Fourier basis)")
+    p.add_argument("--no-decorrelate", action="store_true", help="no colour decorrelation (old flag)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="featviz", description="Feature visualization from the command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -35,35 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--steps", type=int, default=256)
     r.add_argument("--size", type=int, default=224)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--lr", type=float, default=RenderSettings().lr)
-    r.add_argument("--l1", type=float, default=0.0)
-    r.add_argument("--tv", type=float, default=0.0)
-    r.add_argument("--blur", type=float, default=0.0)
-    r.add_argument(
-        "--transform-strength",
-        type=float,
-        default=RenderSettings().transform.strength,
-        help="strength of the random zooms, jitter and rotation",
-    )
-    r.add_argument(
-        "--views",
-        type=int,
-        help=f"randomly transformed copies per step, objectives averaged (default {RenderSettings().views}; "
-        "4 is steadier per step for 4x the work: docs/performance.md)",
-    )
-    r.add_argument(
-        "--param",
-        choices=sorted(PARAMS),
-        help="image parameterization (default decorrelated: 1/f^decay Fourier + decorrelated colour)",
-    )
-    r.add_argument("--decay", type=float, default=RenderSettings().decay, help="Fourier 1/f^decay exponent")
-    r.add_argument(
-        "--maco-recipe", action="store_true", help="MaCo's own recipe: --param maco, lr 0.3, crops, pixel noise"
-    )
-    r.add_argument("--align", type=float, default=0.0, help="weight of the reference-aligned (VITAL) penalty")
-    r.add_argument("--align-photos", help="folder of reference photos for --align (default: the probe photos)")
-    r.add_argument("--pixel", action="store_true", help="optimize pixels directly (old flag: no Fourier basis)")
-    r.add_argument("--no-decorrelate", action="store_true", help="no colour decorrelation (old flag)")
+    _image_flags(r)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
     a = sub.add_parser("atlas", help="render every channel of chosen layers into a resumable static site")
@@ -86,8 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="only the first N units of each layer (whole chunks): a preview the full run completes",
     )
-    a.add_argument("--lr", type=float, default=RenderSettings().lr)
-    a.add_argument("--tv", type=float, default=0.0)
+    _image_flags(a)
     a.add_argument("--photos", help="a folder of photos: each channel's page shows its top natural exemplars")
     a.add_argument("--ray", metavar="ADDRESS", help="run on Ray: 'local', 'auto', HOST:PORT or ray://HOST:PORT")
     a.add_argument("--num-gpus", type=float, help="GPUs per Ray task (default: 1 when the cluster has GPUs)")
@@ -119,8 +130,7 @@ def _atlas(args: argparse.Namespace) -> int:
             ray_timeout=args.ray_timeout,
             in_flight=args.in_flight,
             progress=not args.quiet,
-            lr=args.lr,
-            tv=args.tv,
+            **_image_settings(args),
         )
     except KeyboardInterrupt:
         print("featviz: interrupted; finished chunks are kept: run the same command to resume.", file=sys.stderr)
@@ -141,14 +151,17 @@ def _atlas(args: argparse.Namespace) -> int:
     return 0
 
 
-def _param_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The render's parameterization, learning rate, transforms, views and alignment: MaCo's
-    recipe when asked (an explicit --lr, --views or --param still wins), then --param, then the
-    old --pixel/--no-decorrelate."""
+def _image_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The render settings ``_image_flags`` read: penalties, learning rate, transforms, views,
+    alignment and the parameterization (MaCo's recipe when asked: an explicit --lr, --views or
+    --param still wins; then --param, then the old --pixel/--no-decorrelate)."""
     from .engine.image import maco_recipe
 
     settings: dict[str, Any] = {
         "lr": args.lr,
+        "l1": args.l1,
+        "tv": args.tv,
+        "blur": args.blur,
         "decay": args.decay,
         "align": args.align,
         "transform_strength": args.transform_strength,
@@ -219,10 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             size=args.size,
             seed=args.seed,
             progress=not args.quiet,
-            l1=args.l1,
-            tv=args.tv,
-            blur=args.blur,
-            **_param_settings(args),
+            **_image_settings(args),
         )
         save_png(result.image, out, result.settings)
         if not args.quiet:

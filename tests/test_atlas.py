@@ -22,6 +22,7 @@ from featviz_widgets.atlas import AtlasStorageError, render_atlas, reproduce_cod
 from featviz_widgets.atlas import build as build_module
 from featviz_widgets.atlas import store as store_module
 from featviz_widgets.atlas.plan import FORMAT, Chunk
+from featviz_widgets.engine import maco_recipe
 from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.export import read_settings
 
@@ -93,6 +94,21 @@ def test_reproduce_code_gives_the_tile(lite_atlas: Any) -> None:
     scope: dict[str, Any] = {}
     exec(code, scope)
     np.testing.assert_array_equal(np.asarray(scope["image"]), tiles(r.out, r.key, "stem")[11])
+
+
+def test_maco_recipe_atlas_writes_its_manifest_and_reproduces(tmp_path: Path) -> None:
+    # A transform among the render settings (MaCo's recipe has one) stopped the run at the
+    # manifest with a TypeError: a TransformConfig is not JSON. Now it is written as plain data,
+    # and the tile's own reproduce code reads it back into the same pixels.
+    r = render_atlas(None, out=tmp_path, layers=["stem"], chunk=4, max_units=4, **FAST, **maco_recipe())
+    manifest = json.loads((tmp_path / "atlas.json").read_text())
+    render = manifest["settings"]["render"]
+    assert render["param"] == "maco" and render["transform"]["noise"] == maco_recipe()["transform"].noise
+    code = reproduce_code(manifest, Chunk("stem", "channel", 0, 4), 2)
+    scope: dict[str, Any] = {}
+    exec(code, scope)
+    np.testing.assert_array_equal(np.asarray(scope["image"]), tiles(tmp_path, r.key, "stem")[2])
+    assert read_settings(tmp_path / "tiles" / r.key / "stem" / "2.png")["param"] == "maco"
 
 
 def test_resume_after_interrupt_renders_only_the_rest(
@@ -267,6 +283,39 @@ def test_cli_killed_run_resumes(tmp_path: Path) -> None:
     key = json.loads((tmp_path / "atlas.json").read_text())["key"]
     assert sorted(tiles(tmp_path, key, "blocks.0")) == list(range(16))
     assert leftovers(tmp_path) == []
+
+
+def test_cli_picture_flags_reach_the_tiles_from_a_fresh_process(tmp_path: Path) -> None:
+    # featviz atlas took only --lr and --tv: the parameterization, views, transforms and the
+    # other penalties of featviz render were out of reach from the command line.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    base = [*CLI, "--steps", "2", "--size", "32", "--threads", "1", "--max-units", "4", "--quiet"]
+
+    def featviz(out: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        args = [*base, "--out", str(tmp_path / out), *flags]
+        return subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    flags = ["--maco-recipe", "--views", "2", "--l1", "0.5", "--blur", "0.25", "--transform-strength", "0.5"]
+    done = featviz("maco", *flags)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["tiles"] == 4
+    key = json.loads((tmp_path / "maco" / "atlas.json").read_text())["key"]
+    saved = read_settings(tmp_path / "maco" / "tiles" / key / "blocks.0" / "3.png")
+    assert (saved["param"], saved["views"], saved["l1"], saved["blur"]) == ("maco", 2, 0.5, 0.25)
+    assert saved["transform"]["strength"] == 0.5 and saved["transform"]["noise"] == 0.04
+    done = featviz("fourier", "--param", "fourier", "--decay", "1.0")
+    assert done.returncode == 0, done.stderr[-2000:]
+    key = json.loads((tmp_path / "fourier" / "atlas.json").read_text())["key"]
+    saved = read_settings(tmp_path / "fourier" / "tiles" / key / "blocks.0" / "0.png")
+    assert (saved["param"], saved["decay"]) == ("fourier", 1.0)
+    for bad, message in [
+        (["--views", "0"], "views must be an integer from 1 to 64, got 0"),
+        (["--param", "fft"], "invalid choice: 'fft'"),
+        (["--align", "1", "--align-photos", str(tmp_path / "nowhere")], "align_photos must be a folder of photos"),
+    ]:
+        refused = featviz("bad", *bad)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr[-2000:]
+        assert not (tmp_path / "bad" / "atlas.json").exists()
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,16 @@ from typing import Any
 
 import torch
 
-from ..engine import BatchChannels, ClassLogit, FeatvizModel, Objective, RenderSettings, layer_info, main_layers
+from ..engine import (
+    BatchChannels,
+    ClassLogit,
+    FeatvizModel,
+    Objective,
+    RenderSettings,
+    TransformConfig,
+    layer_info,
+    main_layers,
+)
 from ..engine.core import check_int
 from ..engine.explore import PerImage
 from ..engine.models import LOGITS
@@ -63,9 +72,18 @@ class AtlasSettings:
         return RenderSettings().replace(size=self.size, seed=self.seed, batch=batch, **dict(self.render))
 
     def as_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["render"] = dict(self.render)
+        """Plain data for the manifest (a ``transform`` as a dict; ``from_dict`` reads it back)."""
+        d = dataclasses.asdict(self)  # converts a TransformConfig inside ``render`` too
+        d["render"] = dict(d["render"])
         return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AtlasSettings:
+        """The settings ``as_dict`` wrote (a manifest's), validated again."""
+        render = dict(data.get("render") or {})
+        if isinstance(render.get("transform"), dict):
+            render["transform"] = TransformConfig(**render["transform"])
+        return cls(**{**data, "render": tuple(sorted(render.items()))})
 
 
 @dataclass(frozen=True)

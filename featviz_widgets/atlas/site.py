@@ -53,9 +53,7 @@ def _comment(text: str) -> str:
 def reproduce_code(manifest: dict[str, Any], chunk: Chunk, unit: int) -> str:
     """Python that renders this tile's pixels again: its whole chunk as one batch, with the
     atlas's thread count (a convolution's rounding depends on it)."""
-    settings = AtlasSettings(
-        **{**manifest["settings"], "render": tuple(sorted(manifest["settings"]["render"].items()))}
-    )
+    settings = AtlasSettings.from_dict(manifest["settings"])
     rs = settings.render_settings(len(chunk.units))
     source = manifest.get("model_source")
     options = "".join(f", {k}={v!r}" for k, v in dict(manifest.get("model_load_options") or {}).items())
