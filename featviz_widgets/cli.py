@@ -18,17 +18,15 @@ def _image_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that decide the picture (``_image_settings`` reads them): the same for
     ``featviz render`` and ``featviz atlas``."""
     p = parser.add_argument_group("picture settings (the same for render and atlas)")
-    p.add_argument(
-        "--lr", type=float, default=RenderSettings().lr, help=f"Adam learning rate (default {RenderSettings().lr})"
-    )
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {RenderSettings().lr}; MaCo's recipe 0.3)")
     p.add_argument("--l1", type=float, default=0.0, help="weight of the L1 penalty (pixels toward grey)")
     p.add_argument("--tv", type=float, default=0.0, help="weight of the total-variation penalty")
     p.add_argument("--blur", type=float, default=0.0, help="weight of the blur penalty")
     p.add_argument(
         "--transform-strength",
         type=float,
-        default=RenderSettings().transform.strength,
-        help="strength of the random zooms, jitter and rotation",
+        help="strength of all the random transforms: zoom, crop, jitter, rotation, pixel noise "
+        f"(default {RenderSettings().transform.strength})",
     )
     p.add_argument(
         "--views",
@@ -153,28 +151,26 @@ def _atlas(args: argparse.Namespace) -> int:
 
 def _image_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The render settings ``_image_flags`` read: penalties, learning rate, transforms, views,
-    alignment and the parameterization (MaCo's recipe when asked: an explicit --lr, --views or
-    --param still wins; then --param, then the old --pixel/--no-decorrelate)."""
+    alignment and the parameterization. MaCo's recipe when asked, with an explicit --lr, --views,
+    --transform-strength or --param winning over it; the old --pixel/--no-decorrelate only alone."""
     from .engine.image import maco_recipe
 
+    if (args.param or args.maco_recipe) and (args.pixel or args.no_decorrelate):
+        raise InvalidSettingError(
+            "--pixel and --no-decorrelate are the old spelling of --param: use --param alone "
+            f"(valid: {', '.join(sorted(PARAMS))}), or --maco-recipe."
+        )
     settings: dict[str, Any] = {
-        "lr": args.lr,
         "l1": args.l1,
         "tv": args.tv,
         "blur": args.blur,
         "decay": args.decay,
         "align": args.align,
-        "transform_strength": args.transform_strength,
     }
-    if args.views is not None:
-        settings["views"] = args.views
+    given = {"lr": args.lr, "views": args.views, "transform_strength": args.transform_strength}
     if args.maco_recipe:
-        recipe = maco_recipe()
-        if args.lr != RenderSettings().lr:
-            recipe.pop("lr")
-        if args.views is not None:
-            recipe.pop("views")
-        settings.update(recipe)
+        settings.update(maco_recipe())
+    settings.update({name: value for name, value in given.items() if value is not None})
     if args.param:
         settings["param"] = args.param
     if args.pixel:

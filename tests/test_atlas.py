@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from featviz_widgets import UnknownLayerError
+from featviz_widgets import InvalidSettingError, UnknownLayerError
 from featviz_widgets.atlas import AtlasStorageError, render_atlas, reproduce_code
 from featviz_widgets.atlas import build as build_module
 from featviz_widgets.atlas import store as store_module
@@ -109,6 +109,28 @@ def test_maco_recipe_atlas_writes_its_manifest_and_reproduces(tmp_path: Path) ->
     exec(code, scope)
     np.testing.assert_array_equal(np.asarray(scope["image"]), tiles(tmp_path, r.key, "stem")[2])
     assert read_settings(tmp_path / "tiles" / r.key / "stem" / "2.png")["param"] == "maco"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"render": "abc"},
+        {"render": [1, 2]},
+        {"render": {"transform": {"zoom": 2}}},
+        {"render": {"transform": "strong"}},
+        {"colour": "red"},
+        {"steps": None},
+    ],
+)
+def test_reproduce_code_refuses_damaged_settings(lite_atlas: Any, damage: dict[str, Any]) -> None:
+    # reproduce_code is public: a manifest edited by hand gets a clear refusal, not a TypeError
+    # from deep inside, nor code that renders something else.
+    manifest = json.loads((lite_atlas.out / "atlas.json").read_text())
+    settings = {**manifest["settings"], **damage}
+    if damage.get("steps", 0) is None:
+        del settings["steps"]
+    with pytest.raises(InvalidSettingError):
+        reproduce_code({**manifest, "settings": settings}, Chunk("stem", "channel", 0, 8), 1)
 
 
 def test_resume_after_interrupt_renders_only_the_rest(
@@ -308,14 +330,23 @@ def test_cli_picture_flags_reach_the_tiles_from_a_fresh_process(tmp_path: Path) 
     key = json.loads((tmp_path / "fourier" / "atlas.json").read_text())["key"]
     saved = read_settings(tmp_path / "fourier" / "tiles" / key / "blocks.0" / "0.png")
     assert (saved["param"], saved["decay"]) == ("fourier", 1.0)
+    # An explicit --lr wins over the recipe's 0.3, even at the default's value.
+    done = featviz("maco-lr", "--maco-recipe", "--lr", "0.15")
+    assert done.returncode == 0, done.stderr[-2000:]
+    key = json.loads((tmp_path / "maco-lr" / "atlas.json").read_text())["key"]
+    assert read_settings(tmp_path / "maco-lr" / "tiles" / key / "blocks.0" / "0.png")["lr"] == 0.15
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no photo here")
     for bad, message in [
         (["--views", "0"], "views must be an integer from 1 to 64, got 0"),
         (["--param", "fft"], "invalid choice: 'fft'"),
         (["--align", "1", "--align-photos", str(tmp_path / "nowhere")], "align_photos must be a folder of photos"),
+        (["--align", "1", "--align-photos", str(tmp_path / "empty")], "No readable photos in"),
+        (["--param", "maco", "--pixel"], "use --param alone"),
     ]:
         refused = featviz("bad", *bad)
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr[-2000:]
-        assert not (tmp_path / "bad" / "atlas.json").exists()
+        assert not (tmp_path / "bad").exists()  # refused before the folder is made
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -163,6 +163,18 @@ def test_bad_parameterization_settings_are_refused_by_name(changes: dict[str, ob
         RenderSettings().replace(**changes)
 
 
+def test_align_photos_is_one_absolute_folder_however_it_is_spelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As typed, a relative folder meant another one wherever the render ran (a Ray worker's own
+    # working folder) and one folder spelled three ways gave three atlas keys.
+    (tmp_path / "refs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    spellings = ["refs", "./refs/", str(tmp_path / "refs") + "/"]
+    folders = {RenderSettings(align=1.0, align_photos=name).align_photos for name in spellings}
+    assert folders == {str(tmp_path / "refs")}
+
+
 def test_spectrum_from_photos_folder_images_and_default(tmp_path: Path) -> None:
     for name in ("chelsea", "coffee"):
         sample_photo(name).save(tmp_path / f"{name}.png")

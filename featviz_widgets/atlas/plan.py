@@ -28,14 +28,13 @@ from ..engine import (
     FeatvizModel,
     Objective,
     RenderSettings,
-    TransformConfig,
     layer_info,
     main_layers,
 )
 from ..engine.core import check_int
 from ..engine.explore import PerImage
 from ..engine.models import LOGITS
-from ..errors import InvalidSettingError
+from ..errors import InvalidSettingError, excerpt
 
 # Bump when a change to the rendering makes old tiles stale. 3: the default views zoom out too
 # (TransformConfig.scale 0.2) and the default spectrum is 1/f^1.5, tilted (2026-12-07).
@@ -78,12 +77,23 @@ class AtlasSettings:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AtlasSettings:
-        """The settings ``as_dict`` wrote (a manifest's), validated again."""
-        render = dict(data.get("render") or {})
-        if isinstance(render.get("transform"), dict):
-            render["transform"] = TransformConfig(**render["transform"])
-        return cls(**{**data, "render": tuple(sorted(render.items()))})
+    def from_dict(cls, data: Any) -> AtlasSettings:
+        """The settings ``as_dict`` wrote (a manifest's), validated again; anything else is refused
+        with an ``InvalidSettingError``, never taken in part."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(data, dict) or set(data) != names or not isinstance(data["render"], dict):
+            raise InvalidSettingError(
+                f"An atlas's settings are a mapping of {sorted(names)} with 'render' a mapping; got {excerpt(data)}."
+            )
+        render = dict(data["render"])
+        try:
+            if "transform" in render:  # read as a saved PNG's transform is (RenderSettings.from_dict)
+                render["transform"] = RenderSettings.from_dict({"transform": render["transform"]}).transform
+            return cls(**{**data, "render": tuple(sorted(render.items()))})
+        except InvalidSettingError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise InvalidSettingError(f"These atlas settings cannot be read back ({exc}): {excerpt(data)}.") from None
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,8 @@ class RenderSettings:
             raise InvalidSettingError(
                 f"align_photos must be a folder of photos (or None for the probe photos), got {self.align_photos!r}."
             )
+        if self.align_photos is not None:  # one folder, one name: as typed it would depend on the working folder
+            object.__setattr__(self, "align_photos", str(Path(self.align_photos).absolute()))
         if self.shared and PARAMS[self.param][0] == "maco":
             raise InvalidSettingError("shared=True does not combine with param='maco' (its magnitude is per image).")
         if self.input_size is not None:
