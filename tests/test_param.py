@@ -325,8 +325,15 @@ def test_cli_renders_with_a_parameterization_and_its_png_carries_it(tmp_path: Pa
     assert recipe["param"] == "maco" and recipe["lr"] == 0.3 and recipe["transform"]["noise"] == 0.04
     assert featviz("--pixel", "-o", "old.png").returncode == 0  # the old flag, translated
     assert read_settings(tmp_path / "old.png")["param"] == "decorrelated-pixels"
-    bad = featviz("--param", "maco", "--no-decorrelate", "-o", "bad.png")
-    assert bad.returncode != 0 and "decorrelated colour" in bad.stderr
+    # The old flags are another spelling of --param: beside it (or the recipe) they are refused
+    # by name, not left to override it.
+    for flags in (
+        ["--param", "maco", "--no-decorrelate"],
+        ["--param", "maco", "--pixel"],
+        ["--maco-recipe", "--pixel"],
+    ):
+        bad = featviz(*flags, "-o", "bad.png")
+        assert bad.returncode == 2 and "use --param alone" in bad.stderr and not (tmp_path / "bad.png").exists()
 
 
 def test_cache_keys_of_old_style_settings_do_not_change() -> None:
