@@ -22,15 +22,7 @@ from typing import Any
 
 import torch
 
-from ..engine import (
-    BatchChannels,
-    ClassLogit,
-    FeatvizModel,
-    Objective,
-    RenderSettings,
-    layer_info,
-    main_layers,
-)
+from ..engine import BatchChannels, ClassLogit, FeatvizModel, Objective, RenderSettings, layer_info, main_layers
 from ..engine.core import check_int
 from ..engine.explore import PerImage
 from ..engine.models import LOGITS
