@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine.core import RenderSettings
-from .engine.image import PARAMS
+from .engine.image import PARAMS, maco_recipe
 from .errors import FeatvizError, InvalidSettingError
 
 
@@ -18,7 +18,11 @@ def _image_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that decide the picture (``_image_settings`` reads them): the same for
     ``featviz render`` and ``featviz atlas``."""
     p = parser.add_argument_group("picture settings (the same for render and atlas)")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {RenderSettings().lr}; MaCo's recipe 0.3)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        help=f"Adam learning rate (default {RenderSettings().lr}; MaCo's recipe {maco_recipe()['lr']})",
+    )
     p.add_argument("--l1", type=float, default=0.0, help="weight of the L1 penalty (pixels toward grey)")
     p.add_argument("--tv", type=float, default=0.0, help="weight of the total-variation penalty")
     p.add_argument("--blur", type=float, default=0.0, help="weight of the blur penalty")
@@ -41,7 +45,9 @@ def _image_flags(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--decay", type=float, default=RenderSettings().decay, help="Fourier 1/f^decay exponent")
     p.add_argument(
-        "--maco-recipe", action="store_true", help="MaCo's own recipe: --param maco, lr 0.3, crops, pixel noise"
+        "--maco-recipe",
+        action="store_true",
+        help=f"MaCo's own recipe: --param maco, lr {maco_recipe()['lr']}, crops, pixel noise",
     )
     p.add_argument("--align", type=float, default=0.0, help="weight of the reference-aligned (VITAL) penalty")
     p.add_argument(
@@ -153,8 +159,6 @@ def _image_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The render settings ``_image_flags`` read: penalties, learning rate, transforms, views,
     alignment and the parameterization. MaCo's recipe when asked, with an explicit --lr, --views,
     --transform-strength or --param winning over it; the old --pixel/--no-decorrelate only alone."""
-    from .engine.image import maco_recipe
-
     if (args.param or args.maco_recipe) and (args.pixel or args.no_decorrelate):
         raise InvalidSettingError(
             "--pixel and --no-decorrelate are the old spelling of --param: use --param alone "
