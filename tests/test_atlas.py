@@ -340,7 +340,7 @@ def test_cli_picture_flags_reach_the_tiles_from_a_fresh_process(tmp_path: Path) 
     for bad, message in [
         (["--views", "0"], "views must be an integer from 1 to 64, got 0"),
         (["--param", "fft"], "invalid choice: 'fft'"),
-        (["--align", "1", "--align-photos", str(tmp_path / "nowhere")], "align_photos must be a folder of photos"),
+        (["--align", "1", "--align-photos", str(tmp_path / "nowhere")], "is not a folder; valid: a folder holding"),
         (["--align", "1", "--align-photos", str(tmp_path / "empty")], "No readable photos in"),
         (["--param", "maco", "--pixel"], "use --param alone"),
     ]:

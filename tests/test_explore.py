@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import io
+import os
 import struct
 import weakref
 import zlib
@@ -27,7 +28,15 @@ from featviz_widgets.engine.explore import (
     layer_gallery,
     top_exemplars,
 )
-from featviz_widgets.engine.image.photos import MAX_PIXELS, PhotoError, load_photo, sample_photo
+from featviz_widgets.engine.image.photos import (
+    IMAGE_SUFFIXES,
+    MAX_PIXELS,
+    PhotoError,
+    has_photo,
+    iter_photos,
+    load_photo,
+    sample_photo,
+)
 from featviz_widgets.engine.models import FeatvizModel, wrap_module
 from featviz_widgets.engine.objectives import Context, Direction
 from featviz_widgets.errors import InvalidSettingError
@@ -141,6 +150,38 @@ def test_exemplars_ranked_by_activation() -> None:
 def test_exemplars_default_to_bundled_samples(tiny: FeatvizModel) -> None:
     found = top_exemplars(tiny, "conv2:1", k=2, input_size=32)
     assert len(found) == 2 and found[0].source in ("chelsea", "coffee", "astronaut", "rocket")
+
+
+def test_a_folder_of_photos_is_walked_in_name_order_and_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Folders and files interleave by name at every level, as sorted(rglob) orders them; files
+    # that are not images, or do not decode, are skipped; a symlinked folder is not entered.
+    tree = ["a.png", "a/b.png", "a/c/d.jpg", "a-b.png", "B.png", "z/notes.txt", "z/broken.png", "z/ok.PNG"]
+    for name in tree:
+        path = tmp_path / "photos" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith("notes.txt") or name.endswith("broken.png"):
+            path.write_bytes(b"not an image")
+        else:
+            Image.new("RGB", (8, 8), (10, 20, 30)).save(path, format="PNG")
+    (tmp_path / "photos" / "link").symlink_to(tmp_path / "photos" / "a")
+    root = tmp_path / "photos"
+    names = [str(Path(n).relative_to(root)) for n, _ in iter_photos(root)]
+    expected = [
+        str(p.relative_to(root))
+        for p in sorted(root.rglob("*"))
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and p.name != "broken.png"
+    ]
+    assert names == expected == ["B.png", "a/b.png", "a/c/d.jpg", "a-b.png", "a.png", "z/ok.PNG"]
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "notes.txt").write_text("no photo")
+    (tmp_path / "none" / "broken.jpg").write_bytes(b"not a jpeg")
+    assert not has_photo(tmp_path / "none")
+    # The first photo of a large tree comes without listing the rest of it.
+    listed: list[str] = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p: (listed.append(str(p)), scandir(p))[1])
+    assert has_photo(root)
+    assert listed == [str(root)]  # B.png is at the top: no folder below it was read
 
 
 # --- photos: every kind of bad upload --------------------------------------------------------

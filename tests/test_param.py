@@ -155,7 +155,8 @@ def test_old_booleans_translate_to_param() -> None:
         ({"param": "maco", "shared": True}, "shared=True"),
         ({"fourier": "yes"}, "True or False"),
         ({"align": -1.0}, "align weight"),
-        ({"align_photos": "/no/such/folder"}, "align_photos must be a folder"),
+        ({"align_photos": "/no/such/folder"}, r"reference folder \(align_photos\) '/no/such/folder' is not a folder"),
+        ({"align_photos": 3}, r"reference folder \(align_photos\) 3 is not a folder; valid: a folder holding"),
     ],
 )
 def test_bad_parameterization_settings_are_refused_by_name(changes: dict[str, object], words: str) -> None:
@@ -169,6 +170,7 @@ def test_align_photos_is_one_absolute_folder_however_it_is_spelled(
     # As typed, a relative folder meant another one wherever the render ran (a Ray worker's own
     # working folder) and one folder spelled three ways gave three atlas keys.
     (tmp_path / "refs").mkdir()
+    sample_photo("chelsea").save(tmp_path / "refs" / "cat.png")
     monkeypatch.chdir(tmp_path)
     spellings = ["refs", "./refs/", str(tmp_path / "refs") + "/"]
     folders = {RenderSettings(align=1.0, align_photos=name).align_photos for name in spellings}

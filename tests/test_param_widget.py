@@ -73,7 +73,22 @@ def test_align_slider_and_reference_folder(live: tuple[Dreamer, FakeView], tmp_p
     assert wait(lambda: d.runner.snapshot().settings.align == pytest.approx(12.5))
     folder = shown(d, W.Text, description="reference folder")
     user_sets(folder, "/no/such/folder")
-    assert "align_photos must be a folder" in d.status.value
+    assert "is not a folder" in d.status.value
+    # A folder that exists but holds no photo (nothing, or files that are not images, or an
+    # image file that does not decode) is refused as it is typed, like a missing one: the loop
+    # goes on aligning to the probe photos (it used to stop in "error" at its next step).
+    empty, others = tmp_path / "empty", tmp_path / "others"
+    empty.mkdir()
+    others.mkdir()
+    (others / "notes.txt").write_text("not a photo")
+    (others / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    for bad in (empty, others):
+        user_sets(folder, str(bad))
+        assert "No readable photos in the reference folder" in d.status.value and str(bad) in d.status.value
+        assert d.runner.snapshot().settings.align_photos is None
+        step = d.runner.snapshot().step
+        assert d.wait_for_steps(step + 3)
+        assert d.runner.snapshot().state == "running"
     Image.new("RGB", (40, 40), (200, 120, 40)).save(tmp_path / "ref.png")
     user_sets(folder, str(tmp_path))
     assert wait(lambda: d.runner.snapshot().settings.align_photos == str(tmp_path))

@@ -14,11 +14,9 @@ from typing import Any
 
 import torch
 
-from ..engine import FeatvizModel, RenderSettings
+from ..engine import FeatvizModel
 from ..engine.core import check_int
-from ..engine.image import iter_photos
 from ..engine.models import ensure_model
-from ..errors import InvalidSettingError
 from .exemplars import ExemplarJob, Photos, load_photos, photos_key
 from .local import run_local
 from .plan import FORMAT, AtlasSettings, Chunk, LayerPlan, default_layers, model_fingerprint, plan_layers, settings_key
@@ -135,7 +133,6 @@ def render_atlas(
         device=fm.device.type,
         render=tuple(sorted(render.items())),
     )
-    _check_align_photos(settings.render_settings(1))
     photo_list = load_photos(photos) if photos is not None and site else None
     store = AtlasStore(out)  # a refused run leaves no folder behind: everything above is checked first
     store.check()
@@ -175,16 +172,6 @@ def render_atlas(
     report.swept = swept
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _check_align_photos(rs: RenderSettings) -> None:
-    """A folder of reference photos with none readable in it fails at the first chunk, after the
-    manifest names the new key: refuse it here, before anything is written."""
-    if rs.align and rs.align_photos is not None and next(iter_photos(rs.align_photos), None) is None:
-        raise InvalidSettingError(
-            f"No readable photos in {rs.align_photos!r} to align to: --align-photos needs a folder with "
-            "at least one image (.jpg, .png...), or leave it out for the probe photos."
-        )
 
 
 def _run(

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 from ...errors import InvalidSettingError, excerpt
 from ..image.param import DEFAULT_DECAY, PARAMS, check_param, check_size, param_from_flags
+from ..image.photos import has_photo
 from ..image.transforms import TransformConfig
 
 MAX_WEIGHT = 1e6  # beyond this any objective is drowned: the image goes flat grey
@@ -29,6 +31,32 @@ def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = 
         lo = f"> {low:g}" if low_open else f">= {low:g}"
         raise InvalidSettingError(f"{name} must be a finite number {lo} and <= {high:g}, got {excerpt(value)}.")
     return v
+
+
+def check_align_photos(value: Any) -> str:
+    """The reference folder of the aligned penalty as one absolute path, refused unless it holds
+    at least one photo that decodes (an empty folder, or one of other files, would otherwise
+    pass here and stop the render at its first step)."""
+    valid = (
+        "a folder holding at least one image (.jpg, .png, ...), or None (the widget: an empty box) for the probe photos"
+    )
+    if not isinstance(value, str) or not Path(value).is_dir():
+        raise InvalidSettingError(
+            f"The reference folder (align_photos) {excerpt(value, 400)} is not a folder; valid: {valid}."
+        )
+    path = Path(value).absolute()
+    if not _holds_photo(str(path), path.stat().st_mtime_ns):
+        raise InvalidSettingError(
+            f"No readable photos in the reference folder (align_photos) {excerpt(str(path), 400)}; valid: {valid}."
+        )
+    return str(path)
+
+
+@functools.lru_cache(maxsize=64)
+def _holds_photo(folder: str, mtime_ns: int) -> bool:
+    """``has_photo``, once per folder and version of its listing: settings are rebuilt on every
+    change of any control, and each would decode a photo again."""
+    return has_photo(folder)
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:
@@ -97,14 +125,8 @@ class RenderSettings:
         check_int("redirect_steps", self.redirect_steps, 0, 1_000_000)
         check_param(self.param)
         _number("align weight", self.align, 0.0, MAX_WEIGHT)
-        if self.align_photos is not None and (
-            not isinstance(self.align_photos, str) or not Path(self.align_photos).is_dir()
-        ):
-            raise InvalidSettingError(
-                f"align_photos must be a folder of photos (or None for the probe photos), got {self.align_photos!r}."
-            )
         if self.align_photos is not None:  # one folder, one name: as typed it would depend on the working folder
-            object.__setattr__(self, "align_photos", str(Path(self.align_photos).absolute()))
+            object.__setattr__(self, "align_photos", check_align_photos(self.align_photos))
         if self.shared and PARAMS[self.param][0] == "maco":
             raise InvalidSettingError("shared=True does not combine with param='maco' (its magnitude is per image).")
         if self.input_size is not None:

@@ -8,6 +8,7 @@ files are refused, and large photos are downscaled.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from collections.abc import Iterator
 from importlib import resources
@@ -110,12 +111,36 @@ def iter_photos(folder: str | Path | None = None) -> Iterator[tuple[str, Image.I
     root = Path(folder)
     if not root.is_dir():
         raise PhotoError(f"{str(root)!r} is not a folder of images.")
-    for path in sorted(root.rglob("*")):
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-            try:
-                yield str(path), load_photo(path)
-            except PhotoError:
-                continue
+    for path in _image_files(root):
+        try:
+            yield str(path), load_photo(path)
+        except PhotoError:
+            continue
+
+
+def has_photo(folder: str | Path) -> bool:
+    """Whether ``folder`` (or a folder under it) holds at least one image that decodes. It stops
+    at the first one, so a large tree costs no more than its first photo."""
+    return next(iter_photos(folder), None) is not None
+
+
+def _image_files(root: Path) -> Iterator[Path]:
+    """The image files under ``root`` in the order of ``sorted(root.rglob("*"))``, but walked
+    lazily, one folder at a time: taking the first few from a huge tree (a home folder typed
+    into the widget) does not list all of it first. Symlinked folders are not entered (as
+    ``rglob``); unreadable folders are skipped."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                yield from _image_files(Path(entry.path))
+            elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+                yield Path(entry.path)
+        except OSError:
+            continue
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
