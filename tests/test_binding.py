@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from featviz_widgets.engine import RenderSettings
+from featviz_widgets.engine.image import sample_photo
 from featviz_widgets.errors import InvalidSettingError, UnknownLayerError
 from featviz_widgets.runner import Target
 from featviz_widgets.runner.changes import Effect, Load, Reset, SetSettings, SetTarget, StartFrom, Unsettle, effect
@@ -45,6 +46,7 @@ def test_the_binding_imports_no_widget_library() -> None:
 
 
 def test_each_control_shows_what_the_settings_hold_and_gives_it_back(tmp_path: Path) -> None:
+    sample_photo("coffee").save(tmp_path / "cup.png")  # a reference folder needs a photo in it
     settings = RenderSettings(
         size=160,
         batch=3,
@@ -74,6 +76,9 @@ def test_slider_positions_convert_and_bad_values_reach_the_runner_unchanged() ->
     assert settings_change("lr", "0.1") == {"lr": 0.1}
     assert settings_change("tv", 0.5) == {"tv": 75.0}  # 300 * 0.5**2
     assert settings_change("align", 1.0) == {"align": 50.0}
+    # Six significant digits, so copied code says 0.5 for the slider's 0.1 (50 * 0.1**2 is
+    # 0.5000000000000001 in floating point).
+    assert settings_change("align", 0.1) == {"align": 0.5} and settings_change("l1", 0.7) == {"l1": 98.0}
     assert settings_change("transform", 1.25) == {"transform_strength": 1.25}
     assert settings_change("align_photos", "  ") == {"align_photos": None}
     assert settings_change("seed", 7) == {"seed": 7}  # a settings change: the runner decides it restarts

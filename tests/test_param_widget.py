@@ -36,7 +36,7 @@ def pause(d: Dreamer) -> None:
 
 def test_switching_parameterization_mid_run_keeps_the_picture(live: tuple[Dreamer, FakeView]) -> None:
     d, view = live
-    control = shown(d, W.Dropdown, description="parametrization")
+    control = shown(d, W.Dropdown, description="parameterization")
     assert [v for _, v in control.options] == ["pixels", "fourier", "decorrelated", "maco"]
     assert shown(d, W.FloatSlider, description="1/f decay").value == 1.5
     assert d.wait_for_steps(12)
@@ -44,7 +44,7 @@ def test_switching_parameterization_mid_run_keeps_the_picture(live: tuple[Dreame
     for param in ("maco", "pixels", "fourier", "decorrelated"):
         step = d.runner.snapshot().step
         before = np.asarray(d.image(), dtype=np.float32)
-        user_sets(shown(d, W.Dropdown, description="parametrization"), param)
+        user_sets(shown(d, W.Dropdown, description="parameterization"), param)
         assert wait(lambda p=param: d.runner.snapshot().settings.param == p)  # type: ignore[misc]
         after = np.asarray(d.image(), dtype=np.float32)
         assert d.runner.snapshot().step == step  # same step: the picture carried over, no restart
@@ -73,7 +73,8 @@ def test_align_slider_and_reference_folder(live: tuple[Dreamer, FakeView], tmp_p
     assert wait(lambda: d.runner.snapshot().settings.align == pytest.approx(12.5))
     folder = shown(d, W.Text, description="reference folder")
     user_sets(folder, "/no/such/folder")
-    assert "is not a folder" in d.status.value
+    assert "is not a folder" in d.status.value and "/no/such/folder" in d.status.value
+    assert folder.value == ""  # the box shows the folder in use (the probe photos), not the refused one
     # A folder that exists but holds no photo (nothing, or files that are not images, or an
     # image file that does not decode) is refused as it is typed, like a missing one: the loop
     # goes on aligning to the probe photos (it used to stop in "error" at its next step).
@@ -85,13 +86,15 @@ def test_align_slider_and_reference_folder(live: tuple[Dreamer, FakeView], tmp_p
     for bad in (empty, others):
         user_sets(folder, str(bad))
         assert "No readable photos in the reference folder" in d.status.value and str(bad) in d.status.value
-        assert d.runner.snapshot().settings.align_photos is None
+        assert d.runner.snapshot().settings.align_photos is None and folder.value == ""
         step = d.runner.snapshot().step
         assert d.wait_for_steps(step + 3)
         assert d.runner.snapshot().state == "running"
     Image.new("RGB", (40, 40), (200, 120, 40)).save(tmp_path / "ref.png")
     user_sets(folder, str(tmp_path))
     assert wait(lambda: d.runner.snapshot().settings.align_photos == str(tmp_path))
+    user_sets(folder, str(empty))  # refused: the box goes back to the folder in use
+    assert folder.value == str(tmp_path) and d.runner.snapshot().settings.align_photos == str(tmp_path)
     step = d.runner.snapshot().step
     assert d.wait_for_steps(step + 3)
     assert d.runner.snapshot().state == "running"
@@ -128,10 +131,10 @@ def test_copied_code_reproduces_a_run_that_switched_parameterization() -> None:
     view = FakeView(d.image_widget)
     try:
         assert d.wait_for_steps(4, timeout=60)
-        user_sets(shown(d, W.Dropdown, description="parametrization"), "maco")
+        user_sets(shown(d, W.Dropdown, description="parameterization"), "maco")
         step = d.runner.snapshot().step
         assert d.wait_for_steps(step + 4, timeout=60)
-        user_sets(shown(d, W.Dropdown, description="parametrization"), "pixels")
+        user_sets(shown(d, W.Dropdown, description="parameterization"), "pixels")
         step = d.runner.snapshot().step
         assert d.wait_for_steps(step + 3, timeout=60)
         pause(d)

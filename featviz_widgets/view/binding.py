@@ -25,8 +25,14 @@ ALIGN_MAX = 50.0
 DIVERSITY_SCALE = 50.0  # diversity slider 1.0 = this weight of the Diversity term
 
 
+def _readable(weight: float) -> float:
+    """A weight to six significant digits: the slider's 0.1 gives 0.5, not 0.5000000000000001,
+    in the settings and so in copied code (the runner uses exactly the value the code states)."""
+    return float(f"{weight:.6g}")
+
+
 def penalty_weight(name: str, strength: float) -> float:
-    return PENALTY_MAX[name] * strength**2
+    return _readable(PENALTY_MAX[name] * strength**2)
 
 
 def penalty_strength(name: str, weight: float) -> float:
@@ -35,7 +41,7 @@ def penalty_strength(name: str, weight: float) -> float:
 
 
 def align_weight(strength: float) -> float:
-    return ALIGN_MAX * strength**2
+    return _readable(ALIGN_MAX * strength**2)
 
 
 def align_strength(weight: float) -> float:

@@ -180,14 +180,19 @@ class Dreamer(W.HBox):
     def apply(self, control: str, value: Any) -> bool:
         """What a settings control does when a person sets it to ``value`` (its observer calls
         this): the ``LiveRunner.set`` call binding.py maps it to, validated there. A refused value
-        shows in the status line and changes nothing; returns whether the runner took it. The
-        control itself is not moved (``control`` names a ``Controls`` field, e.g. ``"lr"``)."""
+        shows in the status line and changes nothing; returns whether the runner took it. A slider
+        is not moved back (it would fight a drag); the reference-folder box is, to the folder in
+        use, so it never shows one that is not (the message quotes what was typed). ``control``
+        names a ``Controls`` field, e.g. ``"lr"``."""
         c = self.controls
         if control == "param":
             c.show_param(value)
         elif control == "align":
             c.show_align(float(value))
         taken = self._guard(self.runner.set, **settings_change(control, value))
+        if not taken and control == "align_photos":
+            with self._quiet():
+                c.align_photos.value = settings_values(self.runner.settings)["align_photos"]
         if taken and control == "batch":
             c.show_for(c.mode.value, int(value))
         return taken
