@@ -197,8 +197,16 @@ def test_save_says_the_full_path_and_errors_stay_in_the_tab(
     assert "Could not save" in d.export.message.value and "⚠" not in d.status.value
     user_sets(name, "picture.png")
     user_clicks(shown(export, W.Button, description="Save PNG to file"))
-    assert f"Saved {tmp_path / 'picture.png'}" in d.export.message.value
+    assert f"Saved {tmp_path / 'picture.png'} (" in d.export.message.value
     assert read_settings(tmp_path / "picture.png")["target"]["layer"] == "conv2"
+    user_clicks(shown(export, W.Button, description="Save PNG to file"))  # a typed name: replaced, and said
+    assert f"Saved {tmp_path / 'picture.png'}, replacing the file that was there" in d.export.message.value
+    # With the box empty the name comes from the target, and a second save does not overwrite the first.
+    user_sets(name, "")
+    for expected in ("featviz_conv2_channel_0.png", "featviz_conv2_channel_0-2.png", "featviz_conv2_channel_0-3.png"):
+        user_clicks(shown(export, W.Button, description="Save PNG to file"))
+        assert f"Saved {tmp_path / expected} (" in d.export.message.value
+    assert len(list(tmp_path.glob("featviz_conv2_channel_0*.png"))) == 3
 
 
 def test_gif_spans_the_whole_run_and_stays_small(live: tuple[Dreamer, FakeView]) -> None:

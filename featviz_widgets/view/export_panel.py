@@ -47,16 +47,21 @@ class ExportPanel:
         self.message.value = error_html(text) if error else note_html(text)
 
     def save(self) -> None:
-        name = self.path.value.strip() or f"{file_stem(self.host.runner.target)}.png"
+        """Write the picture to the typed file (replacing it, and saying so), or with the box
+        empty to a name made from the target, never over an earlier save (``-2``, ``-3``...)."""
+        typed = self.path.value.strip()
+        name = typed or _free_name(Path(f"{file_stem(self.host.runner.target)}.png"))
         if not name.lower().endswith(".png"):
             self._say(f"{name!r} does not end in .png: type a file name like picture.png.", error=True)
             return
+        replaced = bool(typed) and Path(name).is_file()
         try:
             written: Path = self._save_to(name)
         except (FeatvizError, OSError) as exc:
             self._say(f"Could not save {name!r}: {exc}", error=True)
             return
-        self._say(f"Saved {written} (the settings are inside the PNG: Load settings reads them back).")
+        note = ", replacing the file that was there" if replaced else ""
+        self._say(f"Saved {written}{note} (the settings are inside the PNG: Load settings reads them back).")
 
     def gif(self) -> None:
         try:
@@ -91,3 +96,12 @@ class ExportPanel:
             self._say(f"{name}: {exc} Nothing was changed.", error=True)
             return
         self._say(f"Loaded the settings of {name}; the live image continues from its picture.")
+
+
+def _free_name(path: Path) -> str:
+    """``path``, or the first of ``stem-2``, ``stem-3``... beside it that does not exist yet."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return str(candidate)
