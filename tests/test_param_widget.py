@@ -36,7 +36,7 @@ def pause(d: Dreamer) -> None:
 
 def test_switching_parameterization_mid_run_keeps_the_picture(live: tuple[Dreamer, FakeView]) -> None:
     d, view = live
-    control = shown(d, W.Dropdown, description="parameterization")
+    control = shown(d, W.Dropdown, description="parametrization")
     assert [v for _, v in control.options] == ["pixels", "fourier", "decorrelated", "maco"]
     assert shown(d, W.FloatSlider, description="1/f decay").value == 1.5
     assert d.wait_for_steps(12)
@@ -44,7 +44,7 @@ def test_switching_parameterization_mid_run_keeps_the_picture(live: tuple[Dreame
     for param in ("maco", "pixels", "fourier", "decorrelated"):
         step = d.runner.snapshot().step
         before = np.asarray(d.image(), dtype=np.float32)
-        user_sets(shown(d, W.Dropdown, description="parameterization"), param)
+        user_sets(shown(d, W.Dropdown, description="parametrization"), param)
         assert wait(lambda p=param: d.runner.snapshot().settings.param == p)  # type: ignore[misc]
         after = np.asarray(d.image(), dtype=np.float32)
         assert d.runner.snapshot().step == step  # same step: the picture carried over, no restart
@@ -131,10 +131,10 @@ def test_copied_code_reproduces_a_run_that_switched_parameterization() -> None:
     view = FakeView(d.image_widget)
     try:
         assert d.wait_for_steps(4, timeout=60)
-        user_sets(shown(d, W.Dropdown, description="parameterization"), "maco")
+        user_sets(shown(d, W.Dropdown, description="parametrization"), "maco")
         step = d.runner.snapshot().step
         assert d.wait_for_steps(step + 4, timeout=60)
-        user_sets(shown(d, W.Dropdown, description="parameterization"), "pixels")
+        user_sets(shown(d, W.Dropdown, description="parametrization"), "pixels")
         step = d.runner.snapshot().step
         assert d.wait_for_steps(step + 3, timeout=60)
         pause(d)

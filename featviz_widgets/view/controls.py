@@ -294,7 +294,7 @@ def build_controls(
         param=W.Dropdown(
             options=list(PARAM_LABELS),
             value="decorrelated",
-            description="parameterization",
+            description="parametrization",  # the shorter spelling fits the 110 px label; "parameterization" is cut
             tooltip="How the optimized numbers become the picture (preconditioning). Switching keeps the picture; "
             "MaCo keeps its layout and gives it natural photos' spectrum (softer, greyer). MaCo needs several "
             "views / step: with 4 and align to photos about 0.6 it is recognized as often as the default",

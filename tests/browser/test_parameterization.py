@@ -33,7 +33,7 @@ def test_switching_parameterization_keeps_the_picture_in_jupyterlab(page: Any, l
     run_button(page, "Pause").click()
     assert wait(lambda: "paused" in status.inner_text(), 20)
     time.sleep(1.0)  # the lossless frame of the paused picture
-    param = _select(page, "parameterization")
+    param = _select(page, "parametrization")
     assert [t.replace("\xa0", " ") for t in param.locator("option").all_text_contents()] == [
         "pixels",
         "Fourier 1/f",
