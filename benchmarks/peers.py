@@ -79,6 +79,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "featviz-tv100-views16": {"tv": 100.0, "views": 16},
     # A quarter of faccent's work per step (`featviz render --views 4`).
     "featviz-views4": {"views": 4},
+    # MaCo with several views a step, as its authors run it, and the aligned penalty (the widget's
+    # align slider at 0.63): at 128 px level with the one-view default after 32 steps and ahead
+    # after 64, with half its speckle (docs/parameterizations.md, "MaCo with alignment").
+    "featviz-maco-aligned": {"param": "maco", "views": 4, "align": 20.0},
 }
 SPEED_TARGETS = {"mid": ("blocks.8", 5), "logit": ("logits", 309)}
 GRID_CHANNELS = [("blocks.8", 5), ("blocks.11", 20)]

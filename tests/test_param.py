@@ -27,7 +27,7 @@ from featviz_widgets.engine import (
 from featviz_widgets.engine.core.align import reference_activations
 from featviz_widgets.engine.image.maco import MacoBasis, real_bins, shipped_spectrum
 from featviz_widgets.engine.image.param import PARAMS
-from featviz_widgets.engine.image.photos import pil_to_tensor, sample_photo
+from featviz_widgets.engine.image.photos import PhotoError, has_photo, load_photo, pil_to_tensor, sample_photo
 from featviz_widgets.engine.layers import capture, layers_by_name
 from featviz_widgets.engine.models import FeatvizModel
 from featviz_widgets.errors import InvalidSettingError
@@ -175,6 +175,30 @@ def test_align_photos_is_one_absolute_folder_however_it_is_spelled(
     spellings = ["refs", "./refs/", str(tmp_path / "refs") + "/"]
     folders = {RenderSettings(align=1.0, align_photos=name).align_photos for name in spellings}
     assert folders == {str(tmp_path / "refs")}
+
+
+def test_a_reference_folder_is_checked_for_photos_when_it_enters(tmp_path: Path) -> None:
+    refs = tmp_path / "refs"
+    (refs / "2024").mkdir(parents=True)
+    with pytest.raises(InvalidSettingError, match="No readable photos in the reference folder"):
+        RenderSettings(align=1.0, align_photos=str(refs))
+    # A photo added in a folder below: taken now (nothing about the refusal is remembered).
+    sample_photo("coffee").save(refs / "2024" / "cup.png")
+    settings = RenderSettings(align=1.0, align_photos=str(refs))
+    # The folder in use emptied meanwhile: other changes still apply (its photos were checked
+    # when it entered; the renderer keeps the statistics it computed from them)...
+    (refs / "2024" / "cup.png").unlink()
+    assert settings.replace(tv=5.0).tv == 5.0
+    # ...but it cannot enter again.
+    with pytest.raises(InvalidSettingError, match="No readable photos"):
+        RenderSettings().replace(align_photos=str(refs))
+    # A file that cannot be read is skipped like one that does not decode, never an OSError.
+    (refs / "mem.png").symlink_to("/proc/self/mem")
+    assert not has_photo(refs)
+    with pytest.raises(InvalidSettingError, match="No readable photos"):
+        RenderSettings(align_photos=str(refs))
+    with pytest.raises(PhotoError, match="could not be read"):
+        load_photo(refs / "mem.png")
 
 
 def test_spectrum_from_photos_folder_images_and_default(tmp_path: Path) -> None:

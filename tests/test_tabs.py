@@ -201,6 +201,10 @@ def test_save_says_the_full_path_and_errors_stay_in_the_tab(
     assert read_settings(tmp_path / "picture.png")["target"]["layer"] == "conv2"
     user_clicks(shown(export, W.Button, description="Save PNG to file"))  # a typed name: replaced, and said
     assert f"Saved {tmp_path / 'picture.png'}, replacing the file that was there" in d.export.message.value
+    monkeypatch.setenv("HOME", str(tmp_path))  # the home folder's ~ too
+    user_sets(name, "~/picture.png")
+    user_clicks(shown(export, W.Button, description="Save PNG to file"))
+    assert f"Saved {tmp_path / 'picture.png'}, replacing the file that was there" in d.export.message.value
     # With the box empty the name comes from the target, and a second save does not overwrite the first.
     user_sets(name, "")
     for expected in ("featviz_conv2_channel_0.png", "featviz_conv2_channel_0-2.png", "featviz_conv2_channel_0-3.png"):

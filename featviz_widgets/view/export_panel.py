@@ -54,7 +54,7 @@ class ExportPanel:
         if not name.lower().endswith(".png"):
             self._say(f"{name!r} does not end in .png: type a file name like picture.png.", error=True)
             return
-        replaced = bool(typed) and Path(name).is_file()
+        replaced = bool(typed) and Path(name).expanduser().is_file()
         try:
             written: Path = self._save_to(name)
         except (FeatvizError, OSError) as exc:

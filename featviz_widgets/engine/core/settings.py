@@ -7,8 +7,8 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,30 +33,31 @@ def _number(name: str, value: Any, low: float, high: float, *, low_open: bool = 
     return v
 
 
+# The reference folder of the settings being replaced: its photos were checked when it entered,
+# so ``replace`` with another setting does not read the folder again (nor refuse an unrelated
+# change because the folder in use was emptied meanwhile).
+_FOLDER_IN_USE: ContextVar[str | None] = ContextVar("_FOLDER_IN_USE", default=None)
+
+
 def check_align_photos(value: Any) -> str:
-    """The reference folder of the aligned penalty as one absolute path, refused unless it holds
-    at least one photo that decodes (an empty folder, or one of other files, would otherwise
-    pass here and stop the render at its first step)."""
+    """The reference folder of the aligned penalty as one absolute path. A folder that enters
+    (a new one, not the one the replaced settings had) is refused unless it holds at least one
+    photo that decodes: an empty folder, or one of other files, would otherwise pass here and
+    stop the render at its first step."""
     valid = (
-        "a folder holding at least one image (.jpg, .png, ...), or None (the widget: an empty box) for the probe photos"
+        "a folder holding at least one image (.jpg, .png, ...); or no folder (None in Python, an empty box "
+        "in the widget, no --align-photos on the command line) for the probe photos"
     )
     if not isinstance(value, str) or not Path(value).is_dir():
         raise InvalidSettingError(
             f"The reference folder (align_photos) {excerpt(value, 400)} is not a folder; valid: {valid}."
         )
-    path = Path(value).absolute()
-    if not _holds_photo(str(path), path.stat().st_mtime_ns):
+    path = str(Path(value).absolute())
+    if path != _FOLDER_IN_USE.get() and not has_photo(path):
         raise InvalidSettingError(
-            f"No readable photos in the reference folder (align_photos) {excerpt(str(path), 400)}; valid: {valid}."
+            f"No readable photos in the reference folder (align_photos) {excerpt(path, 400)}; valid: {valid}."
         )
-    return str(path)
-
-
-@functools.lru_cache(maxsize=64)
-def _holds_photo(folder: str, mtime_ns: int) -> bool:
-    """``has_photo``, once per folder and version of its listing: settings are rebuilt on every
-    change of any control, and each would decode a photo again."""
-    return has_photo(folder)
+    return path
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:
@@ -164,7 +165,11 @@ class RenderSettings:
                 f"Unknown setting(s) {sorted(unknown)}; valid: {[f.name for f in dataclasses.fields(self)]}, "
                 "transform_strength, and fourier/decorrelate (translated to param)."
             )
-        return dataclasses.replace(self, **changes)
+        token = _FOLDER_IN_USE.set(self.align_photos)
+        try:
+            return dataclasses.replace(self, **changes)
+        finally:
+            _FOLDER_IN_USE.reset(token)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

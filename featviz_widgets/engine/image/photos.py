@@ -37,15 +37,12 @@ def load_photo(
     """Decode an uploaded file (bytes) or a path into an RGB image no larger than ``max_side``."""
     label = name or (str(data) if isinstance(data, (str, Path)) else "upload")
     if isinstance(data, (str, Path)):
-        path = Path(data)
-        if not path.is_file():
-            raise PhotoError(f"{label!r} is not a file.")
-        size = path.stat().st_size  # before reading the file
+        raw = _read_file(Path(data), label)
     else:
         size = memoryview(data).nbytes
-    if size > MAX_BYTES:
-        raise PhotoError(f"{label!r} is {size / 1e6:.0f} MB; photos up to {MAX_BYTES / 1e6:.0f} MB are accepted.")
-    raw = Path(data).read_bytes() if isinstance(data, (str, Path)) else bytes(data)
+        if size > MAX_BYTES:
+            raise PhotoError(_too_big(label, size))
+        raw = bytes(data)
     if not raw:
         raise PhotoError(f"{label!r} is empty.")
     try:
@@ -72,6 +69,29 @@ def load_photo(
     except (OSError, SyntaxError, ValueError) as exc:
         raise PhotoError(f"{label!r} could not be decoded (truncated or corrupt?): {exc}") from exc
     return to_rgb(img, max_side)
+
+
+def _too_big(label: str, size: int) -> str:
+    return f"{label!r} is {size / 1e6:.0f} MB; photos up to {MAX_BYTES / 1e6:.0f} MB are accepted."
+
+
+def _read_file(path: Path, label: str) -> bytes:
+    """The bytes of a photo file, refused before reading when it is too large (and never more
+    than the limit read, should it grow meanwhile); a file that cannot be read is a PhotoError
+    (a folder walk skips it) rather than an OSError."""
+    try:
+        if not path.is_file():
+            raise PhotoError(f"{label!r} is not a file.")
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise PhotoError(_too_big(label, size))
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise PhotoError(f"{label!r} could not be read: {exc.strerror or exc}.") from exc
+    if len(raw) > MAX_BYTES:
+        raise PhotoError(_too_big(label, len(raw)))
+    return raw
 
 
 def to_rgb(img: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
